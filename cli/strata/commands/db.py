@@ -1,0 +1,75 @@
+"""`strata db`: the embedded local PostgreSQL under .strata/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import click
+
+from strata.context import Context, pass_context
+from strata.embedded import EmbeddedCluster
+from strata.errors import ConfigurationError
+from strata.output import emit_json, option_json, say, table
+
+
+@click.group()
+def db() -> None:
+    """The embedded local PostgreSQL cluster under .strata/ (created on first use)."""
+
+
+def _cluster(ctx: Context) -> EmbeddedCluster:
+    return EmbeddedCluster(ctx.project)
+
+
+@db.command()
+@pass_context
+def start(ctx: Context) -> None:
+    """Create the cluster if needed and start it."""
+    cluster = _cluster(ctx)
+    started = cluster.start()
+    state = "started" if started else "already running"
+    say(f"Embedded database {state} on 127.0.0.1:{cluster.config.port} (socket in {cluster.config.socket_dir}).")
+
+
+@db.command()
+@pass_context
+def stop(ctx: Context) -> None:
+    """Stop the cluster (its data stays under .strata/)."""
+    cluster = _cluster(ctx)
+    say("Embedded database stopped." if cluster.stop() else "Embedded database is not running.")
+
+
+@db.command()
+@option_json
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Whether the cluster exists and runs, where, and on which port."""
+    info = _cluster(ctx).status()
+    if as_json:
+        emit_json(info)
+        return
+    table(None, ["", ""], [(key.replace("_", " "), value) for key, value in info.items()])
+
+
+@db.command()
+@pass_context
+def url(ctx: Context) -> None:
+    """Print the embedded database's libpq URL (last line), starting it if needed."""
+    cluster = _cluster(ctx)
+    cluster.start(notice=True)
+    say(cluster.url())
+
+
+@db.command(context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the connected database (extra arguments go to psql)."""
+    binary = shutil.which("psql")
+    if not binary:
+        raise ConfigurationError("psql is not installed; install postgresql-client.")
+    os.execv(binary, [binary, ctx.url, *psql_args])
+
+
+COMMANDS = [db]

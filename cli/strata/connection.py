@@ -1,0 +1,68 @@
+"""Which database a command talks to, and connecting to it with errors a person can read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psycopg
+
+from strata.errors import DatabaseUnreachable
+from strata.project import Project, find_project
+
+URL_ENV_VARS = ("STRATA_DATABASE_URL", "DATABASE_URL")
+
+
+@dataclass
+class Target:
+    """A resolved database: its libpq URL and where the URL came from."""
+
+    url: str
+    source: str  # "option", an environment variable's name, or "embedded"
+
+
+def resolve(explicit_url: str | None, *, project: Project | None = None, start_embedded: bool = True) -> Target:
+    """--database-url, else $STRATA_DATABASE_URL, else $DATABASE_URL, else the embedded cluster
+    (started on demand with a one-line notice on stderr)."""
+    if explicit_url:
+        return Target(explicit_url, "option")
+    for name in URL_ENV_VARS:
+        value = os.environ.get(name)
+        if value:
+            return Target(value, name)
+    from strata.embedded import EmbeddedCluster
+
+    cluster = EmbeddedCluster(project or find_project())
+    if start_embedded:
+        cluster.start(notice=True)
+    return Target(cluster.url(), "embedded")
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the given database URL"
+    host = info.get("host") or "local socket"
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"{info.get('dbname', '')}@{host}{port}".lstrip("@")
+
+
+def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
+    except psycopg.ProgrammingError as err:
+        raise DatabaseUnreachable(f"The database URL is not valid: {_first_line(err)}.") from err
+    except psycopg.OperationalError as err:
+        raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {_first_line(err)}.") from err
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        # libpq prefixes some messages with 'connection to server at … failed:'
+        if line:
+            return line.rstrip(".")
+    return type(err).__name__
