@@ -37,10 +37,15 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _register() -> None:
-    from strata.commands import db, inspect, migrate, verify
+    """Every module in strata.commands contributes the click commands in its COMMANDS list."""
+    import importlib
+    import pkgutil
 
-    for module in (db, migrate, verify, inspect):
-        for command in module.COMMANDS:
+    import strata.commands
+
+    for info in sorted(pkgutil.iter_modules(strata.commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"strata.commands.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
             cli.add_command(command)
 
 
