@@ -155,11 +155,17 @@ def run_cli(*args: str, url: str | None = None, env: dict | None = None, timeout
 
 
 def pg_dump_schema(url: str) -> str:
+    """The database's schema as `pg_dump --schema-only` prints it, without Strata's bookkeeping
+    and without the random `\\restrict` key that pg_dump 15.14+ writes on every run, so two
+    dumps of the same catalog compare equal."""
     out = subprocess.run(
         [str(find_bindir() / "pg_dump"), "--schema-only", "--exclude-schema=strata_meta", "-d", url],
         capture_output=True, text=True, check=True,
     )
-    return out.stdout
+    return "".join(
+        line for line in out.stdout.splitlines(keepends=True)
+        if not line.startswith(("\\restrict ", "\\unrestrict "))
+    )
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from strata.errors import DatabaseUnreachable
+from strata.errors import ConfigurationError, DatabaseUnreachable
 from strata.project import Project, find_project
 
 URL_ENV_VARS = ("STRATA_DATABASE_URL", "DATABASE_URL")
@@ -53,7 +53,7 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
     except psycopg.ProgrammingError as err:
-        raise DatabaseUnreachable(f"The database URL is not valid: {_first_line(err)}.") from err
+        raise ConfigurationError(f"The database URL is not valid: {_first_line(err)}.") from err
     except psycopg.OperationalError as err:
         raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {_first_line(err)}.") from err
 
