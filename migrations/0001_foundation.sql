@@ -72,4 +72,6 @@ AS $$
         'hex')::uuid
 $$;
 ALTER FUNCTION core.uuid_v7() OWNER TO strata_owner;
+-- Created before the owner's default privileges apply, so revoke explicitly.
+REVOKE EXECUTE ON FUNCTION core.uuid_v7() FROM PUBLIC;
 COMMENT ON FUNCTION core.uuid_v7() IS 'A new version-7 UUID: 48-bit millisecond timestamp then random bits, so ids sort by creation time.';

@@ -73,4 +73,5 @@ def sql_check(kind: str, function: str) -> Callable[[Context, psycopg.Connection
 # Kinds in the order they run; later issues add theirs here.
 CHECKS: dict[str, Callable[[Context, psycopg.Connection], list[Finding]]] = {
     "migrations": check_migrations,
+    "schema": sql_check("schema", "core.verify_schema"),
 }
