@@ -13,6 +13,24 @@ AS $$
 $$;
 COMMENT ON FUNCTION core.user_data(uuid) IS 'A user of the tenant in context as app.v_users renders it.';
 
+CREATE FUNCTION core.resolve_user(p_ref text, OUT pk bigint, OUT id uuid, OUT identifier text)
+    STABLE
+    LANGUAGE plpgsql
+AS $$
+-- People refer to users by email as often as by id or identifier, so a reference with an @
+-- is looked up by email (unique per tenant) before the generic resolver.
+BEGIN
+    IF p_ref LIKE '%@%' THEN
+        SELECT u.pk_user, u.id, u.identifier INTO pk, id, identifier
+          FROM tenancy.tb_user AS u
+         WHERE u.tenant_id = core.current_tenant_id() AND u.email = pg_catalog.lower(p_ref);
+        RETURN;
+    END IF;
+    SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('tenancy.tb_user', p_ref) AS r;
+END
+$$;
+COMMENT ON FUNCTION core.resolve_user(text) IS 'Finds a user of the tenant in context by id, identifier (current or retired) or email.';
+
 CREATE FUNCTION core.organization_data()
     RETURNS jsonb
     STABLE
@@ -169,7 +187,7 @@ CREATE FUNCTION core.update_user(
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_ref     record := core.resolve('tenancy.tb_user', p_user);
+    v_ref     record := core.resolve_user(p_user);
     v_row     tenancy.tb_user;
     v_prefs   jsonb;
     v_changed text[] := '{}';
@@ -258,7 +276,7 @@ BEGIN
     IF NOT core.has_permission('users.deactivate') THEN
         RETURN core.forbidden('users.deactivate', 'user');
     END IF;
-    v_ref := core.resolve('tenancy.tb_user', p_user);
+    v_ref := core.resolve_user(p_user);
     IF v_ref.pk IS NULL THEN
         RETURN core.result_refused('not_found:user', pg_catalog.format('No user %s in this organization.', p_user), 'user');
     END IF;
@@ -306,7 +324,7 @@ BEGIN
     IF NOT core.has_permission('roles.grant') THEN
         RETURN core.forbidden('roles.grant', 'user');
     END IF;
-    v_user := core.resolve('tenancy.tb_user', p_user);
+    v_user := core.resolve_user(p_user);
     IF v_user.pk IS NULL THEN
         RETURN core.result_refused('not_found:user', pg_catalog.format('No user %s in this organization.', p_user), 'user');
     END IF;

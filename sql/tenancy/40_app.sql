@@ -62,7 +62,7 @@ AS $$
         "description": "Changes a user''s name, email or preferences (merged; a key set to null is removed). Users may edit themselves.",
         "permission": "users.update",
         "fields": [
-            {"name": "user", "type": "reference", "entity": "user", "required": true},
+            {"name": "user", "type": "reference", "entity": "user", "required": true, "description": "id, identifier or email"},
             {"name": "name", "type": "string", "max_length": 200, "min_length": 1},
             {"name": "email", "type": "email"},
             {"name": "preferences", "type": "object", "max_bytes": 16384},
@@ -112,7 +112,7 @@ AS $$
         "description": "Deactivates a user: they keep their history but can no longer act. Not yourself, not the last admin.",
         "permission": "users.deactivate",
         "fields": [
-            {"name": "user", "type": "reference", "entity": "user", "required": true},
+            {"name": "user", "type": "reference", "entity": "user", "required": true, "description": "id, identifier or email"},
             {"name": "version", "type": "integer", "min": 1}
         ]}'::jsonb
 $$;
@@ -154,7 +154,7 @@ AS $$
         "description": "Grants a role to a user.",
         "permission": "roles.grant",
         "fields": [
-            {"name": "user", "type": "reference", "entity": "user", "required": true},
+            {"name": "user", "type": "reference", "entity": "user", "required": true, "description": "id, identifier or email"},
             {"name": "role", "type": "reference", "entity": "role", "required": true}
         ]}'::jsonb
 $$;
@@ -196,7 +196,7 @@ AS $$
         "description": "Revokes a role from a user; the last active admin keeps admin.",
         "permission": "roles.grant",
         "fields": [
-            {"name": "user", "type": "reference", "entity": "user", "required": true},
+            {"name": "user", "type": "reference", "entity": "user", "required": true, "description": "id, identifier or email"},
             {"name": "role", "type": "reference", "entity": "role", "required": true}
         ]}'::jsonb
 $$;
