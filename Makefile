@@ -24,7 +24,7 @@ demo: install
 	$(STRATA) status
 
 lint: install
-	$(BIN)/sqlfluff lint --processes 2 sql migrations
+	$(BIN)/sqlfluff lint sql migrations
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -10,7 +10,7 @@ from strata.migrator import Migrator, Plan
 from strata.output import emit_json, notice, option_json, say, table
 
 lock_timeout_option = click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+    "--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
     help="Seconds to wait for another migration run to finish.",
 )
 

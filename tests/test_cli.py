@@ -1,0 +1,194 @@
+"""The `strata` command as a user meets it: help for every command, the README's reference,
+where the database URL comes from, and what an unreachable or malformed URL does."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+import pytest
+
+from conftest import ROOT, run_cli
+from strata.cli import cli
+
+# A port nothing listens on: 1 is reserved (tcpmux) and never bound on a developer machine or CI.
+UNREACHABLE_URL = "postgresql://strata@127.0.0.1:1/strata?connect_timeout=3"
+
+
+def command_paths(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path in the click tree, groups included: (), ("db",), ("db", "start") …"""
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths.extend(command_paths(command, (*prefix, name)))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+def leaf_commands() -> list[tuple[str, ...]]:
+    return [p for p in command_paths() if p and not isinstance(resolve(p), click.Group)]
+
+
+def resolve(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+def test_every_command_has_help_that_exits_0():
+    paths = command_paths()
+    assert len(paths) > 5, "the click tree walk found almost nothing"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = dict(zip(paths, pool.map(lambda p: run_cli(*p, "--help"), paths)))
+    for path, result in results.items():
+        shown = " ".join(("strata", *path))
+        assert result.returncode == 0, f"`{shown} --help` exited {result.returncode}: {result.stderr}"
+        assert result.stdout.startswith(f"Usage: {shown} "), result.stdout
+        assert result.stderr == "", f"`{shown} --help` wrote to stderr: {result.stderr}"
+        assert (resolve(path).help or "").strip(), f"`{shown}` has no help text"
+
+
+def test_unknown_command_is_a_usage_error():
+    result = run_cli("no-such-command")
+    assert result.returncode == 2
+    assert "No such command 'no-such-command'" in result.stderr
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def _section(text: str, heading: str) -> str:
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {heading}' section"
+    return match.group(1)
+
+
+def test_readme_lists_every_command():
+    readme = _readme()
+    for top in sorted(cli.commands):
+        assert f"`strata {top}" in readme, f"README.md does not mention `strata {top}`: add it to '## CLI reference'"
+    reference = _section(readme, "CLI reference")
+    missing = [" ".join(p) for p in leaf_commands() if f"`strata {' '.join(p)}" not in reference]
+    assert not missing, f"README.md's '## CLI reference' does not list: {', '.join(f'`strata {m}`' for m in missing)}"
+
+
+def test_readme_reference_names_only_commands_and_options_that_exist():
+    reference = _section(_readme(), "CLI reference")
+    spans = re.findall(r"`strata ([^`]*)`", reference)
+    assert spans, "the CLI reference names no command"
+    for span in spans:
+        shown = f"`strata {span}`"
+        command: click.Command = cli
+        for token in re.sub(r"[\[\]|\\]", " ", span).split():
+            if token.startswith("-"):
+                options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+                assert token in options, f"README.md's {shown}: `strata` has no option {token} there"
+            elif isinstance(command, click.Group) and not token.isupper():
+                assert token in command.commands, f"README.md's {shown}: there is no command {token!r}"
+                command = command.commands[token]
+        assert not isinstance(command, click.Group) or command is cli, f"README.md's {shown} needs a subcommand"
+
+
+def test_readme_starts_with_the_two_commands():
+    first_section = re.split(r"^## ", _readme(), flags=re.MULTILINE)[1]
+    assert "make demo" in first_section and "make test" in first_section
+
+
+@pytest.mark.parametrize("command", [("status",), ("verify",), ("migrate", "--dry-run"), ("inspect",)])
+def test_unreachable_database_exits_3_with_one_sentence(command):
+    result = run_cli(*command, url=UNREACHABLE_URL)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: Cannot reach the database strata@127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_from_environment_exits_3():
+    result = run_cli("status", env={"DATABASE_URL": UNREACHABLE_URL})
+    assert result.returncode == 3
+    assert len(result.stderr.splitlines()) == 1 and "Cannot reach the database" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["this is not a url", "postgresql://strata@127.0.0.1:1/x?no_such_option=1"])
+def test_malformed_url_is_a_configuration_error(url):
+    result = run_cli("status", url=url)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: The database URL is not valid:")
+
+
+def test_password_never_shown_in_errors():
+    result = run_cli("status", url="postgresql://strata:sekrit-pw@127.0.0.1:1/strata?connect_timeout=3")
+    assert result.returncode == 3
+    assert "sekrit-pw" not in result.stderr
+
+
+def test_url_precedence_option_then_strata_env_then_database_url(db_url):
+    # STRATA_DATABASE_URL wins over DATABASE_URL …
+    good_first = run_cli("status", "--json", env={"STRATA_DATABASE_URL": db_url, "DATABASE_URL": UNREACHABLE_URL})
+    assert good_first.returncode == 0, good_first.stderr
+    bad_first = run_cli("status", env={"STRATA_DATABASE_URL": UNREACHABLE_URL, "DATABASE_URL": db_url})
+    assert bad_first.returncode == 3
+    # … DATABASE_URL is used alone …
+    alone = run_cli("status", "--json", env={"DATABASE_URL": db_url})
+    assert alone.returncode == 0, alone.stderr
+    # … and --database-url wins over both.
+    option = run_cli("status", "--json", url=db_url,
+                     env={"STRATA_DATABASE_URL": UNREACHABLE_URL, "DATABASE_URL": UNREACHABLE_URL})
+    assert option.returncode == 0, option.stderr
+
+
+def test_status_json_on_a_migrated_database(db_url):
+    result = run_cli("status", "--json", url=db_url)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    files = sorted(p.name.removesuffix(".sql") for p in (ROOT / "migrations").glob("*.sql")
+                   if not p.name.endswith(".rollback.sql"))
+    assert [m["id"] for m in status["migrations"]] == files
+    assert all(m["state"] == "applied" and m["applied_at"] for m in status["migrations"])
+    assert status["pending"] == [] and status["edited_after_apply"] == [] and status["missing_files"] == []
+    assert status["code_layer"]["out_of_date"] == []
+    assert status["code_layer"]["files"] == len(list((ROOT / "sql").rglob("*.sql")))
+    assert status["clean"] is True
+
+
+def test_status_table_on_a_migrated_database(db_url):
+    result = run_cli("status", url=db_url)
+    assert result.returncode == 0, result.stderr
+    assert "0001_foundation" in result.stdout
+    assert result.stdout.rstrip().endswith("Status: clean.")
+
+
+def test_verify_passes_on_a_migrated_database(db_url):
+    result = run_cli("verify", "--json", url=db_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["failures"] == 0 and report["checks"] > 0
+
+
+def test_inspect_lists_what_strata_installed(db_url):
+    result = run_cli("inspect", "--json", url=db_url)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    identities = {(r["kind"], r["identity"]) for r in rows}
+    assert ("schema", "core") in identities and ("schema", "app") in identities
+    assert ("function", "core.uuid_v7()") in identities
+    one = run_cli("inspect", "core.uuid_v7", url=db_url)
+    assert one.returncode == 0 and one.stdout.startswith("function core.uuid_v7()")
+    none = run_cli("inspect", "no_such_thing", url=db_url)
+    assert none.returncode == 1 and none.stderr == "Error: Nothing named no_such_thing is installed.\n"
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and re.fullmatch(r"strata, version \d+\.\d+\.\d+\n", result.stdout)
+

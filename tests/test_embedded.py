@@ -1,0 +1,82 @@
+"""The embedded cluster in a throwaway project: created on first use, started, reachable at the
+URL `strata db url` prints, stopped. Runs as root too (the server then runs as an unprivileged
+system user), which is how CI runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+@pytest.fixture
+def throwaway_home(tmp_path: Path):
+    home = tmp_path / "project"
+    home.mkdir()
+    for folder in ("migrations", "sql"):
+        shutil.copytree(ROOT / folder, home / folder)
+    env = {"STRATA_HOME": str(home)}
+    yield home, env
+    # Stop the server even when the test failed half-way, and remove what it left outside tmp_path
+    # (as root, a cluster whose checkout the server user cannot reach lives under /var/tmp).
+    config_path = home / ".strata" / "cluster.json"
+    if config_path.exists():
+        run_cli("db", "stop", env=env)
+        config = json.loads(config_path.read_text())
+        for key in ("cluster_dir", "socket_dir"):
+            path = Path(config[key])
+            if not path.is_relative_to(tmp_path):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def test_embedded_cluster_start_status_url_stop(throwaway_home):
+    home, env = throwaway_home
+    before = run_cli("db", "status", "--json", env=env)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == {"initialized": False, "running": False,
+                                         "state_dir": str(home / ".strata")}
+
+    start = run_cli("db", "start", env=env)
+    assert start.returncode == 0, start.stderr
+    assert start.stdout.startswith("Embedded database started on 127.0.0.1:")
+    again = run_cli("db", "start", env=env)
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    status = json.loads(run_cli("db", "status", "--json", env=env).stdout)
+    assert status["initialized"] is True and status["running"] is True
+    assert status["state_dir"] == str(home / ".strata")
+    assert status["server_version"] >= 15
+    if os.geteuid() == 0:
+        assert status["runs_as"] != "root", "PostgreSQL must not run as root"
+    config_mode = (home / ".strata" / "cluster.json").stat().st_mode & 0o777
+    assert config_mode == 0o600, "cluster.json holds the superuser password"
+
+    url_result = run_cli("db", "url", env=env)
+    assert url_result.returncode == 0, url_result.stderr
+    url = url_result.stdout.splitlines()[-1]
+    assert url.startswith("postgresql://postgres:") and f":{status['port']}/strata" in url
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        assert conn.execute("SELECT current_database(), current_setting('port')::int").fetchone() == (
+            "strata", status["port"])
+
+    # Commands without a URL use this cluster (already running: no notice).
+    migrated = run_cli("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert run_cli("status", "--json", env=env).returncode == 0
+
+    stop = run_cli("db", "stop", env=env)
+    assert stop.returncode == 0 and stop.stdout == "Embedded database stopped.\n"
+    assert json.loads(run_cli("db", "status", "--json", env=env).stdout)["running"] is False
+    assert run_cli("db", "stop", env=env).stdout == "Embedded database is not running.\n"
+
+    # Any command starts it on demand, with a one-line notice on stderr.
+    on_demand = run_cli("status", env=env)
+    assert on_demand.returncode == 0, on_demand.stderr
+    assert on_demand.stderr == "strata: starting the embedded database under .strata/\n"
+    assert on_demand.stdout.rstrip().endswith("Status: clean.")
