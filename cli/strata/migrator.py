@@ -329,7 +329,7 @@ class Migrator:
     def _applicable(self, applied_after: set[str]) -> list[CodeFile]:
         return [f for f in self.code_files() if f.requires in applied_after]
 
-    def plan_apply(self, to: str | None = None) -> Plan:
+    def plan_apply(self, to: str | None = None, *, rebuild: bool = False) -> Plan:
         ids = self.migration_ids()
         if to is not None and to not in ids:
             raise ConfigurationError(f"There is no migration {to}; see `strata status`.")
@@ -340,7 +340,7 @@ class Migrator:
         after = applied | set(pending)
         applicable = self._applicable(after)
         changed = self.code_changes(applicable)
-        return Plan("apply", pending, [f.relpath for f in applicable], changed, bool(pending or changed))
+        return Plan("apply", pending, [f.relpath for f in applicable], changed, bool(pending or changed or rebuild))
 
     def plan_rollback(self, *, to: str | None = None, steps: int | None = None, all_: bool = False) -> Plan:
         ids = self.migration_ids()

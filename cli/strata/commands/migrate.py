@@ -26,7 +26,8 @@ def _print_plan(plan: Plan, dry_run: bool) -> None:
         for mid in plan.migrations:
             say(f"  {mid}")
     if plan.rebuild_code:
-        reason = f"{len(plan.code_changed)} file(s) changed" if plan.code_changed else "after the migrations"
+        reason = (f"{len(plan.code_changed)} file(s) changed" if plan.code_changed
+                  else "after the migrations" if plan.migrations else "on request")
         say(f"{head} rebuild the code layer from {len(plan.code_files)} sql/ file(s) ({reason}):")
         for path in plan.code_changed:
             say(f"  {path}")
@@ -45,10 +46,12 @@ def _run(migrator: Migrator, make_plan, dry_run: bool) -> None:
 @click.command()
 @click.option("--to", "to", metavar="ID", help="Apply migrations up to and including ID.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--rebuild", is_flag=True,
+              help="Rebuild the sql/ code layer even if no file changed (repairs functions, views or policies changed by hand).")
 @click.option("--break-lock", is_flag=True, help="Remove a stale migration lock left by a killed process, then exit.")
 @lock_timeout_option
 @pass_context
-def migrate(ctx: Context, to: str | None, dry_run: bool, break_lock: bool, lock_timeout: float) -> None:
+def migrate(ctx: Context, to: str | None, dry_run: bool, rebuild: bool, break_lock: bool, lock_timeout: float) -> None:
     """Apply pending migrations and rebuild the sql/ code layer if it changed (one transaction)."""
     migrator = ctx.migrator(lock_timeout=lock_timeout)
     try:
@@ -56,7 +59,7 @@ def migrate(ctx: Context, to: str | None, dry_run: bool, break_lock: bool, lock_
             removed = migrator.break_lock()
             say("Removed the stale migration lock." if removed else "There was no migration lock to remove.")
             return
-        _run(migrator, lambda: migrator.plan_apply(to), dry_run)
+        _run(migrator, lambda: migrator.plan_apply(to, rebuild=rebuild), dry_run)
     finally:
         migrator.close()
 
