@@ -205,7 +205,8 @@ def test_a_live_run_holds_the_lock(databases):
 
 def test_a_stale_lock_names_the_way_out(databases):
     url = databases.create("stale", migrate=False)
-    assert run_cli("migrate", "--dry-run", url=url).returncode == 0  # creates the bookkeeping only
+    # --break-lock on a fresh database creates the bookkeeping only (and finds no lock).
+    assert run_cli("migrate", "--break-lock", url=url).stdout == "There was no migration lock to remove.\n"
     # What a `strata migrate` killed with SIGKILL leaves behind: yoyo's lock row, no live session.
     execute(url, "INSERT INTO strata_meta.yoyo_lock (locked, ctime, pid) VALUES (1, now(), 424242)")
 
@@ -275,8 +276,29 @@ def test_a_broken_sql_file_fails_and_leaves_no_trace(databases, project_copy):
 # -- dry run -----------------------------------------------------------------------------------
 
 
+def meta_schema_exists(url: str) -> bool:
+    return query(url, "SELECT to_regnamespace('strata_meta') IS NOT NULL") == [(True,)]
+
+
+def test_dry_run_status_and_verify_write_nothing_to_an_untouched_database(databases):
+    url = databases.create("untouched", migrate=False)
+    before = pg_dump_schema(url)
+    dry = run_cli("migrate", "--dry-run", url=url)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith(f"Would apply {len(migration_ids())} migration(s):")
+    assert "Done." not in dry.stdout
+    status = status_of(url)
+    assert status["pending"] == migration_ids() and status["clean"] is False
+    verify = run_cli("verify", "--only", "migrations", url=url)
+    assert verify.returncode == 1 and "pending" in verify.stdout
+    assert run_cli("rollback", "--dry-run", url=url).stdout == "Nothing to roll back.\n"
+    assert not meta_schema_exists(url), "a read-only command created strata_meta"
+    assert pg_dump_schema(url) == before
+
+
 def test_dry_run_changes_nothing(databases):
     url = databases.create("dry", migrate=False)
+    assert run_cli("migrate", "--break-lock", url=url).returncode == 0  # bookkeeping, no migration
     before = pg_dump_schema(url)
     dry = run_cli("migrate", "--dry-run", url=url)
     assert dry.returncode == 0, dry.stderr
@@ -284,6 +306,7 @@ def test_dry_run_changes_nothing(databases):
     assert "Done." not in dry.stdout
     assert pg_dump_schema(url) == before
     assert status_of(url)["pending"] == migration_ids()
+    assert run_cli("migrate", "--dry-run", "--break-lock", url=url).returncode == 2
 
     assert run_cli("migrate", url=url).returncode == 0
     applied = pg_dump_schema(url)

@@ -28,7 +28,7 @@ class Finding:
 def check_migrations(ctx: Context, conn: psycopg.Connection) -> list[Finding]:
     from strata.commands.migrate import collect_status
 
-    migrator = ctx.migrator()
+    migrator = ctx.migrator(read_only=True)
     try:
         status = collect_status(migrator)
     finally:

@@ -15,6 +15,9 @@ Two kinds of source make the schema:
 
 Every run is one transaction: a failing migration or file leaves the database as it was.
 Objects are created as `strata_owner` once that role exists.
+
+A read-only Migrator (`strata status`, `strata verify`, `--dry-run`) never writes: on a database
+Strata has not touched it reports every migration as pending instead of creating its bookkeeping.
 """
 
 from __future__ import annotations
@@ -183,11 +186,14 @@ def _short_error(err: psycopg.Error) -> str:
 class Migrator:
     """Plans and applies migrations and the code layer on one database."""
 
-    def __init__(self, project: Project, url: str, *, lock_timeout: float = 60.0):
+    def __init__(self, project: Project, url: str, *, lock_timeout: float = 60.0, read_only: bool = False):
         self.project = project
         self.url = url
         self.lock_timeout = lock_timeout
+        self.read_only = read_only
         self._backend = None
+        self._plain: psycopg.Connection | None = None
+        self._has_meta: bool | None = None
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -227,9 +233,29 @@ class Migrator:
         if self._backend is not None:
             self._backend.connection.close()
             self._backend = None
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
 
     def execute(self, sql: str, params=None):
+        if self.read_only:
+            # A plain connection: yoyo's backend would create its tables on connect.
+            if self._plain is None:
+                self._plain = connect(self.url, autocommit=True)
+            return self._plain.execute(sql, params)
         return self.backend.connection.execute(sql, params)
+
+    @property
+    def has_meta(self) -> bool:
+        """Whether the database has Strata's bookkeeping (a writing Migrator creates it)."""
+        if not self.read_only:
+            return True
+        if self._has_meta is None:
+            self._has_meta = self.execute(
+                "SELECT pg_catalog.to_regclass(%s) IS NOT NULL AND pg_catalog.to_regclass(%s) IS NOT NULL",
+                (f"{META_SCHEMA}.{MIGRATION_TABLE}", f"{META_SCHEMA}.code_file"),
+            ).fetchone()[0]
+        return self._has_meta
 
     @contextmanager
     def locked(self, *, on_wait=None):
@@ -247,12 +273,15 @@ class Migrator:
                 )
             time.sleep(0.2)
         try:
-            stale = self.execute(f"SELECT pid, ctime FROM {META_SCHEMA}.yoyo_lock").fetchone()
+            stale = self.execute(f"SELECT pid, ctime FROM {META_SCHEMA}.yoyo_lock").fetchone() if self.has_meta else None
             if stale:
                 raise MigrationError(
                     f"A migration lock left by process {stale[0]} at {stale[1]:%Y-%m-%d %H:%M:%S} is still recorded, "
                     "but no migration run holds it; remove it with `strata migrate --break-lock`."
                 )
+            if self.read_only:  # the advisory lock is enough to read a consistent state
+                yield
+                return
             try:
                 with self.backend.lock(timeout=5):
                     yield
@@ -274,12 +303,16 @@ class Migrator:
     # -- state ---------------------------------------------------------------------------------
 
     def applied_ids(self) -> list[str]:
+        if not self.has_meta:
+            return []
         rows = self.execute(
             f"SELECT migration_id FROM {META_SCHEMA}.{MIGRATION_TABLE} ORDER BY applied_at_utc, migration_id"
         ).fetchall()
         return [r[0] for r in rows]
 
     def migration_states(self) -> list[MigrationState]:
+        if not self.has_meta:
+            return [MigrationState(m.id, False) for m in self.migrations()]
         applied = {
             r[0]: r[1]
             for r in self.execute(
@@ -315,6 +348,8 @@ class Migrator:
         return states
 
     def recorded_code(self) -> dict[str, str]:
+        if not self.has_meta:
+            return {}
         return dict(self.execute(f"SELECT path, sha256 FROM {META_SCHEMA}.code_file").fetchall())
 
     def code_changes(self, applicable: list[CodeFile]) -> list[str]:
@@ -369,6 +404,8 @@ class Migrator:
         """Carry out a plan in one transaction; on any error nothing is left behind."""
         if plan.empty:
             return
+        if self.read_only:
+            raise StrataError("A read-only migrator cannot change the database.")
         by_id = {m.id: m for m in self.migrations()}
         backend = self.backend
         with backend.transaction():

@@ -53,7 +53,9 @@ def _run(migrator: Migrator, make_plan, dry_run: bool) -> None:
 @pass_context
 def migrate(ctx: Context, to: str | None, dry_run: bool, rebuild: bool, break_lock: bool, lock_timeout: float) -> None:
     """Apply pending migrations and rebuild the sql/ code layer if it changed (one transaction)."""
-    migrator = ctx.migrator(lock_timeout=lock_timeout)
+    if break_lock and dry_run:
+        raise click.UsageError("--break-lock changes the database; it cannot be combined with --dry-run.")
+    migrator = ctx.migrator(lock_timeout=lock_timeout, read_only=dry_run)
     try:
         if break_lock:
             removed = migrator.break_lock()
@@ -75,7 +77,7 @@ def rollback(ctx: Context, to: str | None, steps: int | None, all_: bool, dry_ru
     """Roll back applied migrations, newest first, with the code layer that needs them."""
     if sum(x is not None and x is not False for x in (to, steps, all_ or None)) > 1:
         raise click.UsageError("Give at most one of --to, --steps and --all.")
-    migrator = ctx.migrator(lock_timeout=lock_timeout)
+    migrator = ctx.migrator(lock_timeout=lock_timeout, read_only=dry_run)
     try:
         _run(migrator, lambda: migrator.plan_rollback(to=to, steps=steps, all_=all_), dry_run)
     finally:
@@ -115,7 +117,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     Exits 1 when a migration was edited after it was applied or its file is missing.
     """
-    migrator = ctx.migrator()
+    migrator = ctx.migrator(read_only=True)
     try:
         info = collect_status(migrator)
     finally:
