@@ -7,7 +7,8 @@
 
    A contract is {"description", "permission", "fields": [field, ...]}; a field is
    {"name", "type", "required"?, "default"?, limits...} with type one of:
-     string    trimmed; min_length (1 if required), max_length (default 1000), pattern
+     string    trimmed; min_length (1 if required), max_length (default 1000), pattern,
+               case ("upper" or "lower")
      email     trimmed and lower-cased; at most 254 characters
      integer   a JSON number without fraction; min, max (default: the int4 range)
      decimal   a JSON number; min, max, scale (most digits after the point)
@@ -48,6 +49,11 @@ BEGIN
         END IF;
         IF coalesce((p_field ->> 'trim')::boolean, true) THEN
             v_text := pg_catalog.btrim(v_text, E' \t\r\n');
+        END IF;
+        IF p_field ->> 'case' = 'upper' THEN
+            v_text := pg_catalog.upper(v_text);
+        ELSIF p_field ->> 'case' = 'lower' THEN
+            v_text := pg_catalog.lower(v_text);
         END IF;
         v_max := coalesce((p_field ->> 'max_length')::integer,
                           CASE v_type WHEN 'email' THEN 254 WHEN 'reference' THEN 200 ELSE 1000 END);

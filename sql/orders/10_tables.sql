@@ -1,0 +1,8 @@
+-- requires: 0004_orders
+
+SELECT core.setup_tenant_table('orders.tb_customer');
+SELECT core.setup_tenant_table('orders.tb_product');
+SELECT core.setup_tenant_table('orders.tb_order');
+SELECT core.setup_tenant_table('orders.tb_order_item');
+SELECT core.setup_tenant_table('orders.tb_payment');
+SELECT core.setup_tenant_table('orders.tb_product_revenue');

@@ -1,0 +1,611 @@
+-- requires: 0004_orders
+
+/* The rules of the orders context. Each function checks permission, resolves references,
+   locks what it will change (products always in pk order, so concurrent orders cannot
+   deadlock), decides success, NOOP or refusal, and only then writes. Identifiers are taken
+   last, so the gapless counter is held only for the tail of the transaction. */
+
+CREATE FUNCTION core.order_data(p_id uuid)
+    RETURNS jsonb
+    STABLE
+    LANGUAGE sql
+AS $$
+    SELECT v.data FROM app.v_order_details AS v WHERE v.id = p_id
+$$;
+COMMENT ON FUNCTION core.order_data(uuid) IS 'An order of the tenant in context as app.v_order_details renders it.';
+
+CREATE FUNCTION core.resolve_product(p_ref text, OUT pk bigint, OUT id uuid, OUT identifier text)
+    STABLE
+    LANGUAGE plpgsql
+AS $$
+-- SKUs are stored upper-case, and people type them in any case.
+BEGIN
+    SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_product', p_ref) AS r;
+    IF pk IS NULL AND p_ref <> pg_catalog.upper(p_ref) THEN
+        SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_product', pg_catalog.upper(p_ref)) AS r;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION core.resolve_product(text) IS 'Finds a product of the tenant in context by id or SKU, in any case.';
+
+CREATE FUNCTION core.not_found(p_entity text, p_ref text)
+    RETURNS app.mutation_result
+    IMMUTABLE
+    LANGUAGE sql
+AS $$
+    SELECT core.result_refused('not_found:' || p_entity,
+                               pg_catalog.format('No %s %s in this organization.', p_entity, p_ref), p_entity)
+$$;
+COMMENT ON FUNCTION core.not_found(text, text) IS 'The not_found:<entity> refusal.';
+
+CREATE FUNCTION core.stale_version(p_entity text, p_id uuid, p_identifier text, p_current integer, p_given integer)
+    RETURNS app.mutation_result
+    IMMUTABLE
+    LANGUAGE sql
+AS $$
+    SELECT core.result_refused('conflict:stale_version',
+                               pg_catalog.format('The %s is at version %s, not %s; reload and retry.', p_entity, p_current, p_given),
+                               p_entity, NULL, p_id, p_identifier, p_current)
+$$;
+COMMENT ON FUNCTION core.stale_version(text, uuid, text, integer, integer) IS 'The conflict:stale_version refusal, carrying the current version.';
+
+CREATE FUNCTION core.create_customer(p_name text, p_email text, p_phone text DEFAULT NULL, p_address jsonb DEFAULT NULL)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_tenant   uuid := core.current_tenant_id();
+    v_customer record;
+BEGIN
+    IF NOT core.has_permission('customers.create') THEN
+        RETURN core.forbidden('customers.create', 'customer');
+    END IF;
+    SELECT c.id, c.identifier, c.version INTO v_customer
+      FROM orders.tb_customer AS c WHERE c.tenant_id = v_tenant AND c.email = p_email;
+    IF FOUND THEN
+        RETURN core.result_noop('already_exists', 'customer', v_customer.id, v_customer.identifier, v_customer.version,
+                                (SELECT v.data FROM app.v_customer_orders AS v WHERE v.id = v_customer.id),
+                                'A customer with this email already exists.');
+    END IF;
+    BEGIN
+        INSERT INTO orders.tb_customer (tenant_id, identifier, name, email, phone, address)
+        VALUES (v_tenant, core.next_identifier('customer', 'CUS-'), p_name, p_email, p_phone, p_address)
+        RETURNING id, identifier, version INTO v_customer;
+    EXCEPTION WHEN unique_violation THEN
+        SELECT c.id, c.identifier, c.version INTO v_customer
+          FROM orders.tb_customer AS c WHERE c.tenant_id = v_tenant AND c.email = p_email;
+        RETURN core.result_noop('already_exists', 'customer', v_customer.id, v_customer.identifier, v_customer.version,
+                                (SELECT v.data FROM app.v_customer_orders AS v WHERE v.id = v_customer.id),
+                                'A customer with this email already exists.');
+    END;
+    RETURN core.result_success('created', 'customer', v_customer.id, v_customer.identifier, v_customer.version,
+                               (SELECT v.data FROM app.v_customer_orders AS v WHERE v.id = v_customer.id));
+END
+$$;
+COMMENT ON FUNCTION core.create_customer(text, text, text, jsonb) IS
+    'Creates a customer (CUS-000001); noop:already_exists for a known email; needs customers.create.';
+
+CREATE FUNCTION core.create_product(
+    p_sku text,
+    p_name text,
+    p_price numeric,
+    p_stock integer DEFAULT 0,
+    p_low_stock_threshold integer DEFAULT 5
+)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_tenant  uuid := core.current_tenant_id();
+    v_product record;
+BEGIN
+    IF NOT core.has_permission('products.manage') THEN
+        RETURN core.forbidden('products.manage', 'product');
+    END IF;
+    SELECT p.id, p.identifier, p.version INTO v_product
+      FROM orders.tb_product AS p WHERE p.tenant_id = v_tenant AND p.sku = p_sku;
+    IF NOT FOUND THEN
+        BEGIN
+            INSERT INTO orders.tb_product (tenant_id, identifier, sku, name, price, stock_on_hand, low_stock_threshold)
+            VALUES (v_tenant, p_sku, p_sku, p_name, p_price, coalesce(p_stock, 0), coalesce(p_low_stock_threshold, 5))
+            RETURNING id, identifier, version INTO v_product;
+            RETURN core.result_success('created', 'product', v_product.id, v_product.identifier, v_product.version,
+                                       (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_product.id));
+        EXCEPTION WHEN unique_violation THEN
+            SELECT p.id, p.identifier, p.version INTO v_product
+              FROM orders.tb_product AS p WHERE p.tenant_id = v_tenant AND p.sku = p_sku;
+        END;
+    END IF;
+    RETURN core.result_noop('already_exists', 'product', v_product.id, v_product.identifier, v_product.version,
+                            (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_product.id),
+                            'A product with this SKU already exists.');
+END
+$$;
+COMMENT ON FUNCTION core.create_product(text, text, numeric, integer, integer) IS
+    'Creates a product; its SKU is its identifier; noop:already_exists for a known SKU; needs products.manage.';
+
+CREATE FUNCTION core.restock_product(p_product text, p_quantity integer)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_ref    record;
+    v_before jsonb;
+    v_after  jsonb;
+    v_row    orders.tb_product;
+BEGIN
+    IF NOT core.has_permission('products.manage') THEN
+        RETURN core.forbidden('products.manage', 'product');
+    END IF;
+    v_ref := core.resolve_product(p_product);
+    IF v_ref.pk IS NULL THEN
+        RETURN core.not_found('product', p_product);
+    END IF;
+    v_before := (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_ref.id);
+    UPDATE orders.tb_product AS p
+       SET stock_on_hand = p.stock_on_hand + p_quantity
+     WHERE p.tenant_id = core.current_tenant_id() AND p.pk_product = v_ref.pk
+    RETURNING p.* INTO v_row;
+    v_after := (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_ref.id);
+    RETURN core.result_success('updated', 'product', v_row.id, v_row.identifier, v_row.version, v_after,
+                               core.changed_fields(v_before - 'version', v_after - 'version'),
+                               pg_catalog.format('Restocked %s by %s; %s available.', v_row.sku, p_quantity, v_after ->> 'available'));
+END
+$$;
+COMMENT ON FUNCTION core.restock_product(text, integer) IS 'Adds stock on hand to a product; needs products.manage.';
+
+CREATE FUNCTION core.reserve_stock(p_lines jsonb)
+    RETURNS jsonb
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- p_lines: [{"pk": product pk, "quantity": n, "field": input path}], one entry per product.
+-- Locks the products in pk order (no deadlock between concurrent orders), then either
+-- reserves every line and returns '[]', or reserves nothing and returns the shortfalls.
+DECLARE
+    v_tenant uuid := core.current_tenant_id();
+    v_short  jsonb;
+BEGIN
+    PERFORM 1 FROM orders.tb_product AS p
+     WHERE p.tenant_id = v_tenant
+       AND p.pk_product IN (SELECT (l ->> 'pk')::bigint FROM pg_catalog.jsonb_array_elements(p_lines) AS l)
+     ORDER BY p.pk_product
+       FOR UPDATE;
+    SELECT coalesce(pg_catalog.jsonb_agg(core.field_error(l ->> 'field', 'insufficient_stock',
+               pg_catalog.format('%s has %s available, %s requested', p.sku, p.stock_on_hand - p.stock_reserved, l ->> 'quantity'))
+               ORDER BY l ->> 'field'), '[]')
+      INTO v_short
+      FROM pg_catalog.jsonb_array_elements(p_lines) AS l
+      JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (l ->> 'pk')::bigint
+     WHERE p.stock_on_hand - p.stock_reserved < (l ->> 'quantity')::integer;
+    IF v_short <> '[]' THEN
+        RETURN v_short;
+    END IF;
+    UPDATE orders.tb_product AS p
+       SET stock_reserved = p.stock_reserved + (l ->> 'quantity')::integer
+      FROM pg_catalog.jsonb_array_elements(p_lines) AS l
+     WHERE p.tenant_id = v_tenant AND p.pk_product = (l ->> 'pk')::bigint;
+    RETURN '[]';
+END
+$$;
+COMMENT ON FUNCTION core.reserve_stock(jsonb) IS
+    'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any.';
+
+CREATE FUNCTION core.create_order(
+    p_customer text,
+    p_items jsonb,
+    p_idempotency_key text DEFAULT NULL,
+    p_notes text DEFAULT NULL
+)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_tenant   uuid := core.current_tenant_id();
+    v_existing record;
+    v_customer record;
+    v_item     jsonb;
+    v_index    integer := 0;
+    v_ref      record;
+    v_lines    jsonb := '[]';
+    v_missing  jsonb := '[]';
+    v_short    jsonb;
+    v_units    integer;
+    v_total    numeric;
+    v_order    record;
+BEGIN
+    IF NOT core.has_permission('orders.create') THEN
+        RETURN core.forbidden('orders.create', 'order');
+    END IF;
+    IF p_idempotency_key IS NOT NULL THEN
+        SELECT o.id, o.identifier, o.version INTO v_existing
+          FROM orders.tb_order AS o WHERE o.tenant_id = v_tenant AND o.idempotency_key = p_idempotency_key;
+        IF FOUND THEN
+            RETURN core.result_noop('already_exists', 'order', v_existing.id, v_existing.identifier, v_existing.version,
+                                    core.order_data(v_existing.id), 'This idempotency key already created an order.');
+        END IF;
+    END IF;
+    v_customer := core.resolve('orders.tb_customer', p_customer);
+    IF v_customer.pk IS NULL THEN
+        RETURN core.not_found('customer', p_customer);
+    END IF;
+
+    -- Resolve every product; the same product twice becomes one line.
+    FOR v_item IN SELECT e FROM pg_catalog.jsonb_array_elements(p_items) AS e LOOP
+        v_ref := core.resolve_product(v_item ->> 'product');
+        IF v_ref.pk IS NULL THEN
+            v_missing := v_missing || pg_catalog.jsonb_build_array(core.field_error(
+                pg_catalog.format('items[%s].product', v_index), 'not_found',
+                pg_catalog.format('No product %s in this organization.', v_item ->> 'product')));
+        ELSIF v_lines @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('pk', v_ref.pk)) THEN
+            SELECT pg_catalog.jsonb_agg(CASE WHEN (l ->> 'pk')::bigint = v_ref.pk
+                       THEN pg_catalog.jsonb_set(l, '{quantity}', pg_catalog.to_jsonb((l ->> 'quantity')::integer + (v_item ->> 'quantity')::integer))
+                       ELSE l END ORDER BY o)
+              INTO v_lines FROM pg_catalog.jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, o);
+        ELSE
+            v_lines := v_lines || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                'pk', v_ref.pk, 'quantity', (v_item ->> 'quantity')::integer,
+                'field', pg_catalog.format('items[%s].quantity', v_index)));
+        END IF;
+        v_index := v_index + 1;
+    END LOOP;
+    IF v_missing <> '[]' THEN
+        RETURN core.result_refused('not_found:product', v_missing -> 0 ->> 'message', 'order', v_missing);
+    END IF;
+
+    BEGIN
+        v_short := core.reserve_stock(v_lines);
+        IF v_short <> '[]' THEN
+            RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short);
+        END IF;
+        SELECT pg_catalog.sum((x.l ->> 'quantity')::integer)::integer, pg_catalog.sum(p.price * (x.l ->> 'quantity')::integer)
+          INTO v_units, v_total
+          FROM pg_catalog.jsonb_array_elements(v_lines) AS x(l)
+          JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (x.l ->> 'pk')::bigint;
+        INSERT INTO orders.tb_order (tenant_id, identifier, fk_customer, item_count, total_amount, notes, idempotency_key)
+        VALUES (v_tenant, core.next_identifier('order', 'ORD-'), v_customer.pk, v_units, v_total, p_notes, p_idempotency_key)
+        RETURNING pk_order, id, identifier INTO v_order;
+        INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
+        SELECT v_tenant, v_order.identifier || '-' || x.o, v_order.pk_order, p.pk_product, x.o,
+               (x.l ->> 'quantity')::integer, p.price, p.price * (x.l ->> 'quantity')::integer
+          FROM pg_catalog.jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, o)
+          JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (x.l ->> 'pk')::bigint;
+    EXCEPTION WHEN unique_violation THEN
+        -- A concurrent call with the same idempotency key committed first. This block's
+        -- reservation and order number were rolled back with it; answer with that order.
+        SELECT o.id, o.identifier, o.version INTO v_existing
+          FROM orders.tb_order AS o WHERE o.tenant_id = v_tenant AND o.idempotency_key = p_idempotency_key;
+        IF p_idempotency_key IS NULL OR v_existing.id IS NULL THEN
+            RAISE;
+        END IF;
+        RETURN core.result_noop('already_exists', 'order', v_existing.id, v_existing.identifier, v_existing.version,
+                                core.order_data(v_existing.id), 'This idempotency key already created an order.');
+    END;
+    RETURN core.result_success('created', 'order', v_order.id, v_order.identifier, 1, core.order_data(v_order.id));
+END
+$$;
+COMMENT ON FUNCTION core.create_order(text, jsonb, text, text) IS
+    'Creates an order for a customer: resolves every product, reserves stock for all lines or none (never oversells), totals it; an idempotency key makes a repeat noop:already_exists.';
+
+CREATE FUNCTION core.lock_order(p_order text)
+    RETURNS orders.tb_order
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- The order of the tenant in context, locked for update; NULL when there is none.
+DECLARE
+    v_ref record := core.resolve('orders.tb_order', p_order);
+    v_row orders.tb_order;
+BEGIN
+    IF v_ref.pk IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO v_row FROM orders.tb_order AS o
+     WHERE o.tenant_id = core.current_tenant_id() AND o.pk_order = v_ref.pk
+       FOR UPDATE;
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION core.lock_order(text) IS 'Finds an order by id or identifier and locks it for update (NULL when not found).';
+
+CREATE FUNCTION core.release_stock(p_order bigint, p_shipped boolean)
+    RETURNS void
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- An order's reservation ends: on cancellation the stock becomes available again; on
+-- shipping it also leaves the shelf. Products are locked in pk order, like reserve_stock.
+DECLARE
+    v_tenant uuid := core.current_tenant_id();
+BEGIN
+    PERFORM 1 FROM orders.tb_product AS p
+     WHERE p.tenant_id = v_tenant
+       AND p.pk_product IN (SELECT it.fk_product FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = p_order)
+     ORDER BY p.pk_product
+       FOR UPDATE;
+    UPDATE orders.tb_product AS p
+       SET stock_reserved = p.stock_reserved - q.quantity,
+           stock_on_hand = p.stock_on_hand - CASE WHEN p_shipped THEN q.quantity ELSE 0 END
+      FROM (SELECT it.fk_product, pg_catalog.sum(it.quantity)::integer AS quantity
+              FROM orders.tb_order_item AS it
+             WHERE it.tenant_id = v_tenant AND it.fk_order = p_order
+             GROUP BY it.fk_product) AS q
+     WHERE p.tenant_id = v_tenant AND p.pk_product = q.fk_product;
+END
+$$;
+COMMENT ON FUNCTION core.release_stock(bigint, boolean) IS 'Ends an order''s stock reservation: released on cancellation, also taken off hand when shipped.';
+
+CREATE FUNCTION core.add_order_item(p_order text, p_product text, p_quantity integer, p_version integer DEFAULT NULL)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_tenant  uuid := core.current_tenant_id();
+    v_order   orders.tb_order;
+    v_product record;
+    v_short   jsonb;
+    v_before  jsonb;
+    v_after   jsonb;
+BEGIN
+    IF NOT core.has_permission('orders.create') THEN
+        RETURN core.forbidden('orders.create', 'order');
+    END IF;
+    v_order := core.lock_order(p_order);
+    IF v_order.pk_order IS NULL THEN
+        RETURN core.not_found('order', p_order);
+    END IF;
+    IF p_version IS NOT NULL AND p_version <> v_order.version THEN
+        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    END IF;
+    IF v_order.status <> 'pending' THEN
+        RETURN core.result_refused('conflict:invalid_transition',
+                                   pg_catalog.format('Items can be added to pending orders only; %s is %s.', v_order.identifier, v_order.status),
+                                   'order', NULL, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_product := core.resolve_product(p_product);
+    IF v_product.pk IS NULL THEN
+        RETURN core.not_found('product', p_product);
+    END IF;
+    v_short := core.reserve_stock(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')));
+    IF v_short <> '[]' THEN
+        RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short,
+                                   v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_before := core.order_data(v_order.id);
+    -- The same product again makes its line longer, at the price it was first ordered at.
+    UPDATE orders.tb_order_item AS it
+       SET quantity = it.quantity + p_quantity, line_total = (it.quantity + p_quantity) * it.unit_price
+     WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order AND it.fk_product = v_product.pk;
+    IF NOT FOUND THEN
+        INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
+        SELECT v_tenant, v_order.identifier || '-' || n.next_line, v_order.pk_order, p.pk_product, n.next_line,
+               p_quantity, p.price, p.price * p_quantity
+          FROM orders.tb_product AS p,
+               (SELECT coalesce(pg_catalog.max(it.line_number), 0) + 1 AS next_line
+                  FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS n
+         WHERE p.tenant_id = v_tenant AND p.pk_product = v_product.pk;
+    END IF;
+    UPDATE orders.tb_order AS o
+       SET item_count = t.units, total_amount = t.total
+      FROM (SELECT pg_catalog.sum(it.quantity)::integer AS units, pg_catalog.sum(it.line_total) AS total
+              FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS t
+     WHERE o.tenant_id = v_tenant AND o.pk_order = v_order.pk_order
+    RETURNING o.version INTO v_order.version;
+    v_after := core.order_data(v_order.id);
+    RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
+                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']));
+END
+$$;
+COMMENT ON FUNCTION core.add_order_item(text, text, integer, integer) IS
+    'Adds a product to a pending order, reserving its stock; optimistic lock on version; needs orders.create.';
+
+CREATE FUNCTION core.process_payment(p_order text, p_amount numeric, p_method text, p_version integer)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_order  orders.tb_order;
+    v_before jsonb;
+    v_after  jsonb;
+BEGIN
+    IF NOT core.has_permission('orders.pay') THEN
+        RETURN core.forbidden('orders.pay', 'order');
+    END IF;
+    v_order := core.lock_order(p_order);
+    IF v_order.pk_order IS NULL THEN
+        RETURN core.not_found('order', p_order);
+    END IF;
+    -- The version is checked first: of two payments made from the same read, one wins and the
+    -- other learns it was stale, rather than being told the order is already paid.
+    IF p_version <> v_order.version THEN
+        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    END IF;
+    IF v_order.status IN ('paid', 'shipped', 'delivered') THEN
+        RETURN core.result_noop('already_paid', 'order', v_order.id, v_order.identifier, v_order.version,
+                                core.order_data(v_order.id));
+    END IF;
+    IF v_order.status <> 'pending' THEN
+        RETURN core.result_refused('conflict:invalid_transition',
+                                   pg_catalog.format('A %s order cannot be paid.', v_order.status),
+                                   'order', NULL, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    IF p_amount <> v_order.total_amount THEN
+        RETURN core.result_refused('conflict:amount_mismatch',
+                                   pg_catalog.format('The order total is %s; a payment of %s does not settle it.', v_order.total_amount, p_amount),
+                                   'order', pg_catalog.jsonb_build_array(core.field_error('amount', 'amount_mismatch',
+                                       pg_catalog.format('amount must equal the order total %s', v_order.total_amount))),
+                                   v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_before := core.order_data(v_order.id);
+    INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)
+    VALUES (v_order.tenant_id, core.next_identifier('payment', 'PAY-'), v_order.pk_order, p_amount, p_method);
+    UPDATE orders.tb_order AS o SET status = 'paid', paid_at = pg_catalog.now()
+     WHERE o.tenant_id = v_order.tenant_id AND o.pk_order = v_order.pk_order
+    RETURNING o.version INTO v_order.version;
+    PERFORM audit.log_event('order.paid', 'order', v_order.id, v_order.identifier, NULL,
+                            pg_catalog.jsonb_build_object('amount', p_amount, 'method', p_method));
+    v_after := core.order_data(v_order.id);
+    RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
+                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']),
+                               'Payment recorded; the order is paid.');
+END
+$$;
+COMMENT ON FUNCTION core.process_payment(text, numeric, text, integer) IS
+    'Pays a pending order in full (amount must equal the total); optimistic lock on version; noop:already_paid; needs orders.pay.';
+
+CREATE FUNCTION core.cancel_order(p_order text, p_reason text, p_version integer DEFAULT NULL)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_order  orders.tb_order;
+    v_refund numeric;
+    v_before jsonb;
+    v_after  jsonb;
+BEGIN
+    IF NOT core.has_permission('orders.cancel') THEN
+        RETURN core.forbidden('orders.cancel', 'order');
+    END IF;
+    v_order := core.lock_order(p_order);
+    IF v_order.pk_order IS NULL THEN
+        RETURN core.not_found('order', p_order);
+    END IF;
+    IF p_version IS NOT NULL AND p_version <> v_order.version THEN
+        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    END IF;
+    IF v_order.status = 'cancelled' THEN
+        RETURN core.result_noop('already_cancelled', 'order', v_order.id, v_order.identifier, v_order.version,
+                                core.order_data(v_order.id));
+    END IF;
+    IF v_order.status IN ('shipped', 'delivered') THEN
+        RETURN core.result_refused('conflict:already_shipped',
+                                   pg_catalog.format('%s is %s and can no longer be cancelled.', v_order.identifier, v_order.status),
+                                   'order', NULL, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_before := core.order_data(v_order.id);
+    PERFORM core.release_stock(v_order.pk_order, false);
+    -- A paid order is refunded in full: every captured payment is marked refunded.
+    UPDATE orders.tb_payment AS pm SET status = 'refunded', refunded_at = pg_catalog.now()
+     WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'captured';
+    SELECT coalesce(pg_catalog.sum(pm.amount), 0) INTO v_refund
+      FROM orders.tb_payment AS pm
+     WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'refunded';
+    UPDATE orders.tb_order AS o
+       SET status = 'cancelled', cancel_reason = p_reason, cancelled_at = pg_catalog.now(),
+           refund_amount = CASE WHEN v_refund > 0 THEN v_refund END
+     WHERE o.tenant_id = v_order.tenant_id AND o.pk_order = v_order.pk_order
+    RETURNING o.version INTO v_order.version;
+    PERFORM audit.log_event('order.cancelled', 'order', v_order.id, v_order.identifier, NULL,
+                            pg_catalog.jsonb_build_object('reason', p_reason, 'refund', v_refund, 'previousStatus', v_order.status));
+    v_after := core.order_data(v_order.id);
+    RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
+                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']),
+                               CASE WHEN v_refund > 0 THEN pg_catalog.format('Order cancelled; %s refunded.', v_refund)
+                                    ELSE 'Order cancelled.' END,
+                               pg_catalog.jsonb_build_object('refundAmount', v_refund));
+END
+$$;
+COMMENT ON FUNCTION core.cancel_order(text, text, integer) IS
+    'Cancels a pending or paid order: releases its stock, refunds what was paid, records the reason; shipped is conflict:already_shipped; needs orders.cancel.';
+
+CREATE FUNCTION core.update_order_status(p_order text, p_status text, p_version integer)
+    RETURNS app.mutation_result
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- The state machine: pending -> paid -> shipped -> delivered, cancelled from pending or paid.
+-- Paying needs a payment (process_payment) and cancelling a reason (cancel_order, which this
+-- calls with a default reason); every other move is conflict:invalid_transition.
+DECLARE
+    v_order  orders.tb_order;
+    v_before jsonb;
+    v_after  jsonb;
+BEGIN
+    v_order := core.lock_order(p_order);
+    IF v_order.pk_order IS NULL THEN
+        IF NOT core.has_permission('orders.read') THEN
+            RETURN core.forbidden('orders.read', 'order');
+        END IF;
+        RETURN core.not_found('order', p_order);
+    END IF;
+    IF p_status = 'cancelled' THEN
+        IF v_order.status <> 'cancelled' AND p_version <> v_order.version THEN
+            RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+        END IF;
+        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
+    END IF;
+    IF NOT core.has_permission('orders.fulfil') THEN
+        RETURN core.forbidden('orders.fulfil', 'order');
+    END IF;
+    IF p_version <> v_order.version THEN
+        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    END IF;
+    IF p_status = v_order.status THEN
+        RETURN core.result_noop('no_changes', 'order', v_order.id, v_order.identifier, v_order.version, core.order_data(v_order.id),
+                                pg_catalog.format('%s is already %s.', v_order.identifier, v_order.status));
+    END IF;
+    IF NOT (v_order.status, p_status) IN (('paid', 'shipped'), ('shipped', 'delivered')) THEN
+        RETURN core.result_refused('conflict:invalid_transition',
+                                   pg_catalog.format('%s cannot go from %s to %s%s.', v_order.identifier, v_order.status, p_status,
+                                       CASE WHEN p_status = 'paid' THEN ' without a payment (use process_payment)' ELSE '' END),
+                                   'order', NULL, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_before := core.order_data(v_order.id);
+    IF p_status = 'shipped' THEN
+        PERFORM core.release_stock(v_order.pk_order, true);
+    END IF;
+    UPDATE orders.tb_order AS o
+       SET status = p_status,
+           shipped_at = CASE WHEN p_status = 'shipped' THEN pg_catalog.now() ELSE o.shipped_at END,
+           delivered_at = CASE WHEN p_status = 'delivered' THEN pg_catalog.now() ELSE o.delivered_at END
+     WHERE o.tenant_id = v_order.tenant_id AND o.pk_order = v_order.pk_order
+    RETURNING o.version INTO v_order.version;
+    PERFORM audit.log_event('order.' || p_status, 'order', v_order.id, v_order.identifier, NULL,
+                            pg_catalog.jsonb_build_object('previousStatus', v_order.status));
+    v_after := core.order_data(v_order.id);
+    RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
+                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']));
+END
+$$;
+COMMENT ON FUNCTION core.update_order_status(text, text, integer) IS
+    'Moves an order through its state machine (paid -> shipped -> delivered, or cancelled); anything else is conflict:invalid_transition.';
+
+CREATE FUNCTION core.refresh_revenue()
+    RETURNS integer
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- Recomputes the revenue projection of every tenant, one tenant at a time (forced RLS keeps
+-- even the owner inside one tenant). Returns the number of product rows written.
+DECLARE
+    v_tenant uuid;
+    v_rows   integer := 0;
+    v_count  integer;
+    v_now    timestamptz := pg_catalog.now();
+BEGIN
+    FOR v_tenant IN SELECT o.tenant_id FROM tenancy.tb_organization AS o ORDER BY o.tenant_id LOOP
+        PERFORM core.use_tenant(v_tenant);
+        DELETE FROM orders.tb_product_revenue AS r WHERE r.tenant_id = v_tenant;
+        INSERT INTO orders.tb_product_revenue (tenant_id, fk_product, units_sold, order_count, revenue, refreshed_at)
+        SELECT it.tenant_id, it.fk_product, pg_catalog.sum(it.quantity), pg_catalog.count(DISTINCT it.fk_order),
+               pg_catalog.sum(it.line_total), v_now
+          FROM orders.tb_order_item AS it
+          JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
+         WHERE it.tenant_id = v_tenant AND o.status IN ('paid', 'shipped', 'delivered')
+         GROUP BY it.tenant_id, it.fk_product;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_rows := v_rows + v_count;
+    END LOOP;
+    PERFORM core.use_tenant(NULL);
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION core.refresh_revenue() IS 'Recomputes app.v_revenue_by_product for every tenant (strata refresh); returns the rows written.';

@@ -1,0 +1,170 @@
+-- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
+-- granted strata_app. Refusals leave stock, orders and payments as they were.
+BEGIN;
+SELECT plan(95);
+
+DO $$
+BEGIN
+    PERFORM core.create_tenant('Shop', 'shop', 'owner@shop.test');
+    PERFORM app.set_context('shop', 'owner@shop.test');
+    PERFORM app.create_user('{"email": "clerk@shop.test", "name": "Clerk"}');
+    PERFORM app.create_user('{"email": "vi@shop.test", "name": "Viewer", "role": "viewer"}');
+    PERFORM core.use_tenant(NULL);
+    PERFORM set_config('strata.actor_id', '', true);
+END
+$$;
+CREATE FUNCTION pg_temp.stock(p_sku text) RETURNS text LANGUAGE sql AS $$
+    SELECT format('%s/%s/%s', on_hand, reserved, available) FROM app.v_product_inventory WHERE sku = p_sku
+$$;
+CREATE FUNCTION pg_temp.order_state(p_order text) RETURNS text LANGUAGE sql AS $$
+    SELECT format('%s v%s %s items %s', status, version, data ->> 'itemCount', data ->> 'totalAmount')
+      FROM app.v_order_details WHERE identifier = p_order
+$$;
+CREATE FUNCTION pg_temp.totals() RETURNS text LANGUAGE sql AS $$
+    SELECT format('%s orders, %s reserved, %s payments', (SELECT count(*) FROM app.v_orders_summary),
+                  (SELECT sum(reserved) FROM app.v_product_inventory),
+                  (SELECT sum(jsonb_array_length(data -> 'payments')) FROM app.v_order_details))
+$$;
+
+SET LOCAL ROLE strata_test_app;
+SELECT lives_ok($$SELECT app.set_context('shop', 'owner@shop.test')$$, 'the owner takes the context');
+
+-- create_customer
+SELECT results_eq($$SELECT status, identifier FROM app.create_customer('{"name": "Ada Buyer", "email": "Ada@Buyers.test", "phone": "+44 20 7946 0000", "address": {"city": "London"}}')$$,
+                  $$VALUES ('created', 'CUS-000001')$$, 'create_customer: created CUS-000001');
+SELECT is((app.create_customer('{"name": "Someone", "email": "ada@buyers.test"}')).status, 'noop:already_exists', 'create_customer: known email');
+SELECT is((app.create_customer('{"email": "b@buyers.test"}')).status, 'validation:required', 'create_customer: missing name');
+SELECT is((app.create_customer('{"name": "B", "email": "b@"}')).status, 'validation:invalid_format', 'create_customer: bad email');
+SELECT is((app.create_customer('{"name": "B", "email": "b@buyers.test", "phone": "call me"}')).status, 'validation:invalid_format', 'create_customer: bad phone');
+SELECT is((app.create_customer('{"name": "B", "email": "b@buyers.test", "address": "Main St"}')).status, 'validation:invalid_type', 'create_customer: address must be an object');
+SELECT is((app.create_customer('{"name": "B", "email": "b@buyers.test", "vip": true}')).status, 'validation:unknown_field', 'create_customer: unknown key');
+SELECT is((app.create_customer('{"name": "Bo", "email": "bo@buyers.test"}')).identifier, 'CUS-000002', 'create_customer: a second customer, gapless');
+
+-- create_product
+SELECT results_eq($$SELECT status, identifier, object_data ->> 'available' FROM app.create_product('{"sku": "widget-1", "name": "Widget", "price": 10.50, "stock": 5}')$$,
+                  $$VALUES ('created', 'WIDGET-1', '5')$$, 'create_product: created, SKU upper-cased is the identifier');
+SELECT is((app.create_product('{"sku": "WIDGET-1", "name": "Other", "price": 1}')).status, 'noop:already_exists', 'create_product: known SKU');
+SELECT is((app.create_product('{"sku": "GADGET", "name": "Gadget", "price": 99.99, "stock": 100, "low_stock_threshold": 10}')).status, 'created', 'create_product: another');
+SELECT is((app.create_product('{"sku": "FREE", "name": "Sticker", "price": 0, "stock": 1000}')).status, 'created', 'create_product: free items are allowed');
+SELECT is((app.create_product('{"sku": "X", "name": "X", "price": "10"}')).status, 'validation:invalid_type', 'create_product: price must be a number');
+SELECT is((app.create_product('{"sku": "X", "name": "X", "price": 1.005}')).status, 'validation:invalid_format', 'create_product: at most two decimals');
+SELECT is((app.create_product('{"sku": "X", "name": "X", "price": -1}')).status, 'validation:out_of_range', 'create_product: no negative price');
+SELECT is((app.create_product('{"sku": "no spaces", "name": "X", "price": 1}')).status, 'validation:invalid_format', 'create_product: SKU characters');
+SELECT is((app.create_product('{"sku": "X", "name": "X", "price": 1, "stock": -1}')).status, 'validation:out_of_range', 'create_product: no negative stock');
+
+-- restock_product
+SELECT results_eq($$SELECT status, updated_fields FROM app.restock_product('{"product": "WIDGET-1", "quantity": 5}')$$,
+                  $$VALUES ('updated', '{available,lowStock,onHand}'::text[])$$, 'restock_product: updated with the changed fields');
+SELECT is(pg_temp.stock('WIDGET-1'), '10/0/10', 'restock_product: on hand 10, none reserved');
+SELECT is((app.restock_product('{"product": "NOPE", "quantity": 5}')).status, 'not_found:product', 'restock_product: unknown product');
+SELECT is((app.restock_product('{"product": "WIDGET-1", "quantity": 0}')).status, 'validation:out_of_range', 'restock_product: quantity must be positive');
+SELECT is((app.restock_product('{"product": "WIDGET-1"}')).status, 'validation:required', 'restock_product: quantity required');
+
+-- create_order
+SELECT results_eq($$SELECT status, identifier, (object_data ->> 'totalAmount')::numeric, (object_data ->> 'itemCount')::int
+                     FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "WIDGET-1", "quantity": 2}, {"product": "GADGET", "quantity": 1}, {"product": "widget-1", "quantity": 1}], "idempotency_key": "cart-1"}')$$,
+                  $$VALUES ('created', 'ORD-000001', 131.49, 4)$$,
+                  'create_order: created ORD-000001; repeated products merge; total = 3 x 10.50 + 99.99');
+SELECT is(pg_temp.stock('WIDGET-1'), '10/3/7', 'create_order: stock reserved, not yet taken');
+SELECT is((SELECT jsonb_array_length(data -> 'items') FROM app.v_order_details WHERE identifier = 'ORD-000001'), 2, 'create_order: two lines');
+SELECT results_eq($$SELECT status, identifier FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 50}], "idempotency_key": "cart-1"}')$$,
+                  $$VALUES ('noop:already_exists', 'ORD-000001')$$, 'create_order: a repeated idempotency key returns the first order');
+SELECT is(pg_temp.stock('GADGET'), '100/1/99', 'create_order: the repeat reserved nothing');
+SELECT is(pg_temp.totals(), '1 orders, 4 reserved, 0 payments', 'state before the refusals');
+SELECT is((app.create_order('{"customer": "CUS-999999", "items": [{"product": "GADGET", "quantity": 1}]}')).status, 'not_found:customer', 'create_order: unknown customer');
+SELECT results_eq($$SELECT status, errors #>> '{0,field}' FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 1}, {"product": "NOPE", "quantity": 1}]}')$$,
+                  $$VALUES ('not_found:product', 'items[1].product')$$, 'create_order: unknown product, named by its position');
+SELECT results_eq($$SELECT status, errors #>> '{0,field}' FROM app.create_order('{"customer": "CUS-000002", "items": [{"product": "GADGET", "quantity": 1}, {"product": "WIDGET-1", "quantity": 8}]}')$$,
+                  $$VALUES ('conflict:insufficient_stock', 'items[1].quantity')$$, 'create_order: not enough stock for one line');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": []}')).status, 'validation:required', 'create_order: no items');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 0}]}')).status, 'validation:out_of_range', 'create_order: zero quantity');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": {"product": "GADGET"}}')).status, 'validation:invalid_type', 'create_order: items must be an array');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 1, "price": 0}]}')).status, 'validation:unknown_field', 'create_order: a client cannot set the price');
+SELECT is((app.create_order('{"items": [{"product": "GADGET", "quantity": 1}]}')).status, 'validation:required', 'create_order: missing customer');
+SELECT is(pg_temp.totals(), '1 orders, 4 reserved, 0 payments', 'create_order: refusals reserved and wrote nothing');
+
+-- add_order_item
+SELECT results_eq($$SELECT status, version, (object_data ->> 'totalAmount')::numeric FROM app.add_order_item('{"order": "ORD-000001", "product": "FREE", "quantity": 3, "version": 1}')$$,
+                  $$VALUES ('updated', 2, 131.49)$$, 'add_order_item: updated, version 2');
+SELECT is((app.add_order_item('{"order": "ORD-000001", "product": "GADGET", "quantity": 1, "version": 1}')).status, 'conflict:stale_version', 'add_order_item: stale version');
+SELECT is((app.add_order_item('{"order": "ORD-000001", "product": "WIDGET-1", "quantity": 99}')).status, 'conflict:insufficient_stock', 'add_order_item: not enough stock');
+SELECT is((app.add_order_item('{"order": "ORD-000404", "product": "GADGET", "quantity": 1}')).status, 'not_found:order', 'add_order_item: unknown order');
+SELECT is((app.add_order_item('{"order": "ORD-000001", "product": "NOPE", "quantity": 1}')).status, 'not_found:product', 'add_order_item: unknown product');
+SELECT is((app.add_order_item('{"order": "ORD-000001", "product": "GADGET"}')).status, 'validation:required', 'add_order_item: quantity required');
+SELECT is(pg_temp.order_state('ORD-000001'), 'pending v2 7 items 131.49', 'add_order_item: refusals changed nothing');
+
+-- process_payment
+SELECT results_eq($$SELECT status, errors #>> '{0,field}' FROM app.process_payment('{"order": "ORD-000001", "amount": 100, "method": "card", "version": 2}')$$,
+                  $$VALUES ('conflict:amount_mismatch', 'amount')$$, 'process_payment: amount must equal the total');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card", "version": 1}')).status, 'conflict:stale_version', 'process_payment: stale version');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card"}')).status, 'validation:required', 'process_payment: version required');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "iou", "version": 2}')).status, 'validation:invalid_value', 'process_payment: unknown method');
+SELECT is((app.process_payment('{"order": "ORD-000404", "amount": 1, "method": "card", "version": 1}')).status, 'not_found:order', 'process_payment: unknown order');
+SELECT results_eq($$SELECT status, version, updated_fields @> '{status,paidAt,payments}' FROM app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card", "version": 2}')$$,
+                  $$VALUES ('updated', 3, true)$$, 'process_payment: paid, version 3');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card", "version": 3}')).status, 'noop:already_paid', 'process_payment: already paid');
+SELECT is((app.add_order_item('{"order": "ORD-000001", "product": "GADGET", "quantity": 1}')).status, 'conflict:invalid_transition', 'add_order_item: a paid order takes no more items');
+
+-- update_order_status
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "delivered", "version": 3}')).status, 'conflict:invalid_transition', 'update_order_status: paid cannot jump to delivered');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "paid", "version": 3}')).status, 'noop:no_changes', 'update_order_status: same status');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "shipped", "version": 2}')).status, 'conflict:stale_version', 'update_order_status: stale version');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "lost", "version": 3}')).status, 'validation:invalid_value', 'update_order_status: unknown status');
+SELECT results_eq($$SELECT status, version FROM app.update_order_status('{"order": "ORD-000001", "status": "shipped", "version": 3}')$$,
+                  $$VALUES ('updated', 4)$$, 'update_order_status: paid -> shipped');
+SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'shipping takes the stock off the shelf and ends the reservation');
+SELECT is((app.cancel_order('{"order": "ORD-000001", "reason": "changed my mind"}')).status, 'conflict:already_shipped', 'cancel_order: shipped orders cannot be cancelled');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "cancelled", "version": 4}')).status, 'conflict:already_shipped', 'update_order_status: shipped cannot be cancelled');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "delivered", "version": 4}')).status, 'updated', 'update_order_status: shipped -> delivered');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "pending", "version": 5}')).status, 'conflict:invalid_transition', 'update_order_status: never backwards');
+
+-- cancel_order: pending (release) and paid (refund)
+SELECT is((app.create_order('{"customer": "bo@buyers.test", "items": [{"product": "GADGET", "quantity": 2}]}')).status, 'not_found:customer',
+          'customers are referenced by id or identifier, not email');
+SELECT is((app.create_order('{"customer": "CUS-000002", "items": [{"product": "GADGET", "quantity": 2}]}')).identifier, 'ORD-000002', 'a second order');
+SELECT is((app.update_order_status('{"order": "ORD-000002", "status": "paid", "version": 1}')).status, 'conflict:invalid_transition', 'update_order_status: paying needs a payment');
+SELECT is(pg_temp.stock('GADGET'), '99/2/97', 'the second order reserves two gadgets');
+SELECT is((app.cancel_order('{"order": "ORD-000002", "reason": "duplicate", "version": 9}')).status, 'conflict:stale_version', 'cancel_order: stale version');
+SELECT is((app.cancel_order('{"order": "ORD-000002"}')).status, 'validation:required', 'cancel_order: reason required');
+SELECT results_eq($$SELECT status, object_data ->> 'cancelReason', object_data ->> 'refundAmount' FROM app.cancel_order('{"order": "ORD-000002", "reason": "duplicate", "version": 1}')$$,
+                  $$VALUES ('updated', 'duplicate', NULL)$$, 'cancel_order: a pending order is cancelled with its reason, nothing to refund');
+SELECT is(pg_temp.stock('GADGET'), '99/0/99', 'cancel_order: the reservation is released');
+SELECT is((app.cancel_order('{"order": "ORD-000002", "reason": "again"}')).status, 'noop:already_cancelled', 'cancel_order: already cancelled');
+SELECT is((app.process_payment('{"order": "ORD-000002", "amount": 199.98, "method": "card", "version": 2}')).status, 'conflict:invalid_transition', 'process_payment: a cancelled order cannot be paid');
+SELECT is((app.create_order('{"customer": "CUS-000002", "items": [{"product": "WIDGET-1", "quantity": 1}]}')).identifier, 'ORD-000003', 'a third order');
+SELECT is((app.process_payment('{"order": "ORD-000003", "amount": 10.50, "method": "wallet", "version": 1}')).status, 'updated', 'it is paid');
+SELECT results_eq($$SELECT status, (extra_metadata ->> 'refundAmount')::numeric, object_data #>> '{payments,0,status}' FROM app.cancel_order('{"order": "ORD-000003", "reason": "damaged", "version": 2}')$$,
+                  $$VALUES ('updated', 10.50, 'refunded')$$, 'cancel_order: a paid order is refunded in full');
+SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'the paid order''s reservation is released too');
+
+-- Permissions: members sell, viewers only look.
+SELECT lives_ok($$SELECT app.set_context('shop', 'clerk@shop.test')$$, 'a member takes the context');
+SELECT is((app.create_product('{"sku": "NEW", "name": "New", "price": 1}')).status, 'forbidden:products.manage', 'members cannot manage products');
+SELECT is((app.restock_product('{"product": "GADGET", "quantity": 1}')).status, 'forbidden:products.manage', 'members cannot restock');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "FREE", "quantity": 1}]}')).status, 'created', 'members create orders');
+SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'a viewer takes the context');
+SELECT is((app.create_customer('{"name": "V", "email": "v@buyers.test"}')).status, 'forbidden:customers.create', 'viewers cannot create customers');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "FREE", "quantity": 1}]}')).status, 'forbidden:orders.create', 'viewers cannot order');
+SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0.01, "method": "card", "version": 1}')).status, 'forbidden:orders.pay', 'viewers cannot pay');
+SELECT is((app.cancel_order('{"order": "ORD-000004", "reason": "x"}')).status, 'forbidden:orders.cancel', 'viewers cannot cancel');
+SELECT is((app.update_order_status('{"order": "ORD-000004", "status": "shipped", "version": 1}')).status, 'forbidden:orders.fulfil', 'viewers cannot ship');
+
+-- Read views.
+SELECT is((SELECT count(*) FROM app.v_orders_summary)::int, 4, 'v_orders_summary lists the tenant''s orders');
+SELECT is((SELECT data ->> 'orderNumber' FROM app.v_orders_summary ORDER BY created_at DESC, identifier DESC LIMIT 1), 'ORD-000004', 'summaries page newest first');
+SELECT is((SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys((SELECT data FROM app.v_orders_summary LIMIT 1)) AS k),
+          '{createdAt,customerId,customerName,id,itemCount,orderNumber,status,totalAmount,version}'::text[], 'summary data is camelCase');
+SELECT results_eq($$SELECT order_count::int, total_spent FROM app.v_customer_orders WHERE identifier = 'CUS-000001'$$,
+                  $$VALUES (2, 131.49)$$, 'v_customer_orders: history and spending on paid orders');
+SELECT results_eq($$SELECT in_orders::int, low_stock FROM app.v_product_inventory WHERE sku = 'FREE'$$,
+                  $$VALUES (1, false)$$, 'v_product_inventory: open orders holding the product');
+SELECT is((SELECT count(*) FROM app.v_revenue_by_product WHERE refreshed_at IS NOT NULL)::int, 0, 'revenue is empty until refreshed');
+
+-- The ledger saw the domain events.
+RESET ROLE;
+SELECT isnt_empty($$SELECT 1 FROM audit.events WHERE operation = 'order.cancelled' AND identifier = 'ORD-000003' AND metadata ->> 'reason' = 'damaged'$$,
+                  'the cancellation is a domain event with its reason');
+SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 4,
+          'each order NOOP left exactly one noop event');
+SELECT * FROM finish();
+ROLLBACK;
