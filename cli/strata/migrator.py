@@ -108,6 +108,9 @@ SELECT 'type', t.oid::pg_catalog.regtype::text
    AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_type'::regclass AND ext.objid = t.oid)
 """
 
+# Within one file, what depends on others goes first.
+DROP_ORDER = ["trigger", "policy", "materialized view", "view", "aggregate", "procedure", "function", "type"]
+
 DROP_TEMPLATES = {
     "function": "DROP FUNCTION IF EXISTS {identity}",
     "procedure": "DROP PROCEDURE IF EXISTS {identity}",
@@ -442,7 +445,11 @@ class Migrator:
             self.execute("RESET ROLE")
 
     def _execute_sql(self, text: str, where: str) -> None:
+        """Run one file. Its search_path is empty, so every name must be qualified (pg_catalog is
+        always searched): an unqualified CREATE fails clearly instead of landing in strata_meta,
+        the schema yoyo's own statements need on the path."""
         self.execute("SAVEPOINT strata_step")
+        self.execute("SET LOCAL search_path = ''")
         try:
             self.execute(text)
         except psycopg.Error as err:
@@ -451,6 +458,7 @@ class Migrator:
             at = f"{where} line {line}" if line else where
             raise MigrationError(f"{at} failed: {_short_error(err)}; nothing was changed.") from err
         self.execute("RELEASE SAVEPOINT strata_step")
+        self.execute(f"SET LOCAL search_path = {META_SCHEMA}")
 
     def _execute_migration(self, migration, *, rollback: bool) -> None:
         path = Path(migration.path)
@@ -477,24 +485,43 @@ class Migrator:
         return {(r[0], r[1]) for r in self.execute(SNAPSHOT_SQL).fetchall()}
 
     def _drop_code_layer(self) -> None:
+        """Drop every object the last build created: later files first and, within a file,
+        dependents (triggers, policies, views) before what they use. Objects of one file that
+        depend on each other in another way are retried until nothing is left or no drop
+        succeeds (then the first error is the one reported)."""
         rows = self.execute(
-            f"SELECT kind, identity, path FROM {META_SCHEMA}.code_object ORDER BY position DESC, kind, identity DESC"
+            f"SELECT kind, identity, path, position FROM {META_SCHEMA}.code_object ORDER BY identity DESC"
         ).fetchall()
+        rows.sort(key=lambda r: (-r[3], DROP_ORDER.index(r[0])))
         self._as_owner()
-        for kind, identity, path in rows:
-            self.execute("SAVEPOINT strata_drop")
-            try:
-                self.execute(DROP_TEMPLATES[kind].format(identity=identity))
-            except psycopg.errors.UndefinedObject:
-                # e.g. a policy whose table a migration already dropped
-                self.execute("ROLLBACK TO SAVEPOINT strata_drop")
-            except psycopg.Error as err:
-                self.execute("ROLLBACK TO SAVEPOINT strata_drop")
+        pending = [(kind, identity, path) for kind, identity, path, _ in rows]
+        while pending:
+            deferred, first_error = [], None
+            for kind, identity, path in pending:
+                self.execute("SAVEPOINT strata_drop")
+                try:
+                    self.execute(DROP_TEMPLATES[kind].format(identity=identity))
+                except psycopg.errors.UndefinedObject:
+                    # e.g. a policy whose table a migration already dropped
+                    self.execute("ROLLBACK TO SAVEPOINT strata_drop")
+                except psycopg.errors.DependentObjectsStillExist as err:
+                    self.execute("ROLLBACK TO SAVEPOINT strata_drop")
+                    deferred.append((kind, identity, path))
+                    first_error = first_error or (kind, identity, path, err)
+                except psycopg.Error as err:
+                    self.execute("ROLLBACK TO SAVEPOINT strata_drop")
+                    raise MigrationError(
+                        f"Cannot drop {kind} {identity} (from {path}) to rebuild the code layer: {_short_error(err)}."
+                    ) from err
+                else:
+                    self.execute("RELEASE SAVEPOINT strata_drop")
+            if len(deferred) == len(pending):
+                kind, identity, path, err = first_error
                 raise MigrationError(
-                    f"Cannot drop {kind} {identity} (from {path}) to rebuild the code layer: {_short_error(err)}."
+                    f"Cannot drop {kind} {identity} (from {path}) to rebuild the code layer: {_short_error(err)} "
+                    "(an object outside sql/ depends on it)."
                 ) from err
-            else:
-                self.execute("RELEASE SAVEPOINT strata_drop")
+            pending = deferred
         self.execute("RESET ROLE")
         self.execute(f"DELETE FROM {META_SCHEMA}.code_object")
         self.execute(f"DELETE FROM {META_SCHEMA}.code_file")

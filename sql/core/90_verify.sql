@@ -31,9 +31,6 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
                             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
     ),
-    app_role AS (
-        SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = 'strata_app'
-    ),
     commands(cmd, code) AS (
         VALUES ('SELECT', 'r'), ('INSERT', 'a'), ('UPDATE', 'w'), ('DELETE', 'd')
     ),
@@ -43,8 +40,7 @@ BEGIN
          CROSS JOIN commands AS cm
          WHERE NOT EXISTS (
                 SELECT 1 FROM pg_catalog.pg_policy AS p
-                 WHERE p.polrelid = t.oid AND p.polpermissive AND p.polcmd IN (cm.code, '*')
-                   AND (0 = ANY (p.polroles) OR (SELECT oid FROM app_role) = ANY (p.polroles)))
+                 WHERE p.polrelid = t.oid AND p.polpermissive AND p.polcmd IN (cm.code, '*'))
          GROUP BY t.name
     )
     SELECT 'RLS enabled', t.name, t.relrowsecurity,
@@ -58,7 +54,7 @@ BEGIN
       FROM tenant_tables AS t
     UNION ALL
     SELECT 'policies for every command', t.name, g.missing IS NULL,
-           CASE WHEN g.missing IS NULL THEN 'ok' ELSE 'no policy for strata_app on ' || g.missing END,
+           CASE WHEN g.missing IS NULL THEN 'ok' ELSE 'no policy for ' || g.missing || ', so that command is decided by accident' END,
            CASE WHEN g.missing IS NULL THEN ''
                 ELSE pg_catalog.format('create the missing policies, e.g. SELECT core.setup_tenant_table(%L);', t.name) END
       FROM tenant_tables AS t LEFT JOIN policy_gaps AS g ON g.name = t.name
