@@ -1,3 +1,4 @@
+DROP INDEX audit.events_entity_idx;
 -- Role grants of these permissions go with them (ON DELETE CASCADE).
 DELETE FROM tenancy.tb_permission WHERE code LIKE ANY (ARRAY['orders.%', 'customers.%', 'products.%']);
 DO $$

@@ -186,3 +186,6 @@ BEGIN
     PERFORM pg_catalog.set_config('strata.tenant_id', '', true);
 END
 $$;
+
+-- An order's history (app.order_history) reads the ledger by entity: keep that an index scan.
+CREATE INDEX events_entity_idx ON audit.events (tenant_id, entity_id, pk_event);

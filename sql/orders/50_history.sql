@@ -1,0 +1,48 @@
+-- requires: 0004_orders
+
+/* An order's history comes from the audit ledger, not from a second log: every change to
+   the order row, its items and its payments, every domain event (order.paid, order.cancelled …)
+   and every NOOP, in the order they were written. Folding the order's own insert and update
+   events from the first rebuilds its current row, which tests/sql/test_orders_history.sql checks. */
+
+CREATE FUNCTION app.order_history("order" text)
+    RETURNS TABLE (
+        event_id uuid,
+        occurred_at timestamptz,
+        operation text,
+        entity_type text,
+        identifier text,
+        actor_id uuid,
+        changed_fields text[],
+        data jsonb,
+        metadata jsonb
+    )
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_tenant uuid := core.current_tenant_id();
+    v_order  record := core.resolve('orders.tb_order', order_history."order");
+    v_parts  uuid[];
+BEGIN
+    IF v_order.pk IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.array_agg(x.id) INTO v_parts
+      FROM (SELECT it.id FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk
+            UNION ALL
+            SELECT pm.id FROM orders.tb_payment AS pm WHERE pm.tenant_id = v_tenant AND pm.fk_order = v_order.pk) AS x;
+    RETURN QUERY
+    SELECT e.id, e.occurred_at, e.operation, e.entity_type, e.identifier, e.actor_id, e.changed_fields,
+           coalesce(e.new_data, e.old_data), e.metadata
+      FROM audit.events AS e
+     WHERE e.tenant_id = v_tenant
+       AND (e.entity_id = v_order.id OR e.entity_id = ANY (coalesce(v_parts, '{}')))
+     ORDER BY e.pk_event;
+END
+$$;
+COMMENT ON FUNCTION app.order_history(text) IS
+    'The ledger events of one order (id or identifier) and of its items and payments, oldest first: changes, domain events and NOOPs.';
+GRANT EXECUTE ON FUNCTION app.order_history(text) TO strata_app, strata_readonly;
