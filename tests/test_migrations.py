@@ -273,6 +273,18 @@ def test_a_broken_sql_file_fails_and_leaves_no_trace(databases, project_copy):
     assert pg_dump_schema(url) == before
 
 
+def test_an_unqualified_name_in_a_migration_fails_clearly(databases, project_copy):
+    url = databases.create("unqualified", migrate=False)
+    assert strata(project_copy, "migrate", url=url).returncode == 0
+    (project_copy / "migrations" / "9999_unqualified.sql").write_text("CREATE TABLE unqualified_probe (id integer);\n")
+    result = strata(project_copy, "migrate", url=url)
+    assert result.returncode == 1
+    assert only_line(result.stderr) == (
+        "Error: migrations/9999_unqualified.sql line 1 failed: no schema has been selected to create in; "
+        "nothing was changed.")
+    assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'unqualified_probe'") == [(0,)]
+
+
 # -- dry run -----------------------------------------------------------------------------------
 
 
