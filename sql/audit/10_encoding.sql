@@ -1,0 +1,210 @@
+-- requires: 0002_audit_ledger
+
+/* The canonical byte encodings the ledger hashes, version 1. cli/strata/ledger.py rebuilds
+   them byte for byte; tests/test_ledger_encoding.py pins both against each other. Never edit
+   a version-1 definition: a new encoding gets a new version number next to this one.
+
+   A record is: one tag byte, int2 encoding version, int2 field count, then each field as
+   int4 byte length followed by the bytes (length -1 and no bytes for NULL). This is the tuple
+   layout of COPY ... (FORMAT binary). Every integer is big-endian. Field bytes are the
+   column's PostgreSQL binary send format, with text always in UTF-8:
+
+     bigint, integer, smallint   8, 4, 2 bytes, two's complement
+     xid8                        8 bytes, unsigned
+     uuid                        the 16 bytes
+     timestamptz                 8 bytes: microseconds since 2000-01-01 00:00:00 UTC
+     text                        UTF-8 bytes
+     jsonb                       0x01 then the jsonb text in UTF-8. jsonb text is canonical for
+                                 a stored value: keys sorted (shorter first, then bytewise) and
+                                 unique, separators ", " and ": ", numbers as numeric prints them
+                                 (1.50 stays 1.50, 1e2 is stored as 100), strings escaped as
+                                 \" \\ \b \f \n \r \t and \u00xx below 0x20, other characters as
+                                 UTF-8
+     text[] (changed_fields)     encoded as its jsonb array (to_jsonb)
+     bytea (hashes)              the bytes
+     pg_snapshot                 its text form xmin:xmax:xip,... in UTF-8
+
+   Nothing here reads a session setting: no text output of timestamps or floats, no client
+   encoding (convert_to, not textsend), no backslash literals (decode, not '\x..').
+
+   Event ('E', 20 fields): pk_event, id, tenant_id, txid, tx_seq, occurred_at, actor_id,
+     correlation_id, causation_id, db_role, login_role, source_table, entity_type, entity_id,
+     identifier, operation, old_data, new_data, changed_fields, metadata.
+     event_hash = sha256(0x00 || encoding): the RFC 6962 leaf hash.
+   Tenant entry ('T', 3 fields): tenant_id, event_count (int4), root (bytea).
+     Its leaf hash sha256(0x00 || encoding) is a leaf of the block's tenants_root.
+   Block ('B', 13 fields): block_no, prev_hash, snapshot, sealed_at, sealed_by, event_count
+     (int4), total_events, first_event, last_event, events_root, tenant_count (int4),
+     tenants_root, key_id.  block_hash = sha256(encoding); signature = HMAC-SHA256(key, block_hash).
+   Merkle trees are RFC 6962: leaf hashes as above, node = sha256(0x01 || left || right),
+   the left subtree holding the largest power of two smaller than the leaf count; the root of
+   no leaves is sha256 of nothing. */
+
+CREATE FUNCTION audit.enc_field(p_value bytea)
+    RETURNS bytea
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT CASE
+        WHEN p_value IS NULL THEN pg_catalog.decode('ffffffff', 'hex')
+        ELSE pg_catalog.int4send(pg_catalog.octet_length(p_value)) || p_value
+    END
+$$;
+COMMENT ON FUNCTION audit.enc_field(bytea) IS
+    'One field of a ledger encoding: int4 big-endian length then the bytes, or length -1 for NULL.';
+
+CREATE FUNCTION audit.enc_text(p_value text)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT audit.enc_field(pg_catalog.convert_to(p_value, 'UTF8'))
+$$;
+COMMENT ON FUNCTION audit.enc_text(text) IS 'A text field of a ledger encoding: its UTF-8 bytes, whatever the client encoding.';
+
+CREATE FUNCTION audit.enc_jsonb(p_value jsonb)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT audit.enc_field(pg_catalog.decode('01', 'hex') || pg_catalog.convert_to(p_value::text, 'UTF8'))
+$$;
+COMMENT ON FUNCTION audit.enc_jsonb(jsonb) IS
+    'A jsonb field of a ledger encoding: 0x01 then the canonical jsonb text in UTF-8 (jsonb''s binary send format).';
+
+CREATE FUNCTION audit.event_encoding(p_event audit.events)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.decode('45', 'hex')
+        || pg_catalog.int2send(p_event.encoding)
+        || pg_catalog.int2send(20::smallint)
+        || audit.enc_field(pg_catalog.int8send(p_event.pk_event))
+        || audit.enc_field(pg_catalog.uuid_send(p_event.id))
+        || audit.enc_field(pg_catalog.uuid_send(p_event.tenant_id))
+        || audit.enc_field(pg_catalog.xid8send(p_event.txid))
+        || audit.enc_field(pg_catalog.int4send(p_event.tx_seq))
+        || audit.enc_field(pg_catalog.timestamptz_send(p_event.occurred_at))
+        || audit.enc_field(pg_catalog.uuid_send(p_event.actor_id))
+        || audit.enc_field(pg_catalog.uuid_send(p_event.correlation_id))
+        || audit.enc_field(pg_catalog.uuid_send(p_event.causation_id))
+        || audit.enc_text(p_event.db_role)
+        || audit.enc_text(p_event.login_role)
+        || audit.enc_text(p_event.source_table)
+        || audit.enc_text(p_event.entity_type)
+        || audit.enc_field(pg_catalog.uuid_send(p_event.entity_id))
+        || audit.enc_text(p_event.identifier)
+        || audit.enc_text(p_event.operation)
+        || audit.enc_jsonb(p_event.old_data)
+        || audit.enc_jsonb(p_event.new_data)
+        || audit.enc_jsonb(pg_catalog.to_jsonb(p_event.changed_fields))
+        || audit.enc_jsonb(p_event.metadata)
+$$;
+COMMENT ON FUNCTION audit.event_encoding(audit.events) IS
+    'The canonical bytes of an event (encoding 1): every column but event_hash, independent of session settings.';
+
+CREATE FUNCTION audit.event_hash(p_event audit.events)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.sha256(pg_catalog.decode('00', 'hex') || audit.event_encoding(p_event))
+$$;
+COMMENT ON FUNCTION audit.event_hash(audit.events) IS
+    'The RFC 6962 leaf hash of an event: sha256(0x00 || audit.event_encoding(event)).';
+
+CREATE FUNCTION audit.tenant_entry_hash(p_tenant_id uuid, p_event_count integer, p_root bytea)
+    RETURNS bytea
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.sha256(
+        pg_catalog.decode('00540001', 'hex')
+        || pg_catalog.int2send(3::smallint)
+        || audit.enc_field(pg_catalog.uuid_send(p_tenant_id))
+        || audit.enc_field(pg_catalog.int4send(p_event_count))
+        || audit.enc_field(p_root))
+$$;
+COMMENT ON FUNCTION audit.tenant_entry_hash(uuid, integer, bytea) IS
+    'The leaf hash of one tenant''s entry in a block''s tenants_root: tenant, event count and the root of its events.';
+
+CREATE FUNCTION audit.block_encoding(p_block audit.blocks)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.decode('42', 'hex')
+        || pg_catalog.int2send(p_block.encoding)
+        || pg_catalog.int2send(13::smallint)
+        || audit.enc_field(pg_catalog.int8send(p_block.block_no))
+        || audit.enc_field(p_block.prev_hash)
+        || audit.enc_text(p_block.snapshot::text)
+        || audit.enc_field(pg_catalog.timestamptz_send(p_block.sealed_at))
+        || audit.enc_text(p_block.sealed_by)
+        || audit.enc_field(pg_catalog.int4send(p_block.event_count))
+        || audit.enc_field(pg_catalog.int8send(p_block.total_events))
+        || audit.enc_field(pg_catalog.int8send(p_block.first_event))
+        || audit.enc_field(pg_catalog.int8send(p_block.last_event))
+        || audit.enc_field(p_block.events_root)
+        || audit.enc_field(pg_catalog.int4send(p_block.tenant_count))
+        || audit.enc_field(p_block.tenants_root)
+        || audit.enc_text(p_block.key_id)
+$$;
+COMMENT ON FUNCTION audit.block_encoding(audit.blocks) IS
+    'The canonical bytes of a block (encoding 1): every column but snap_xmax, block_hash and signature.';
+
+CREATE FUNCTION audit.block_hash(p_block audit.blocks)
+    RETURNS bytea
+    STABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.sha256(audit.block_encoding(p_block))
+$$;
+COMMENT ON FUNCTION audit.block_hash(audit.blocks) IS 'sha256 of audit.block_encoding(block): what the signature signs and the next block chains to.';
+
+/* RFC 6962 Merkle tree hash over leaf hashes. Pairing neighbours level by level and carrying
+   an odd last node up unchanged gives exactly the RFC's split at the largest power of two. */
+CREATE FUNCTION audit.merkle_root(p_leaf_hashes bytea[])
+    RETURNS bytea
+    IMMUTABLE
+    STRICT
+    PARALLEL SAFE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_level bytea[] := p_leaf_hashes;
+BEGIN
+    IF pg_catalog.cardinality(v_level) = 0 THEN
+        RETURN pg_catalog.sha256(''::bytea);
+    END IF;
+    WHILE pg_catalog.cardinality(v_level) > 1 LOOP
+        SELECT pg_catalog.array_agg(
+                   CASE WHEN pair.n = 2 THEN pg_catalog.sha256(pg_catalog.decode('01', 'hex') || pair.bytes)
+                        ELSE pair.bytes END
+                   ORDER BY pair.g)
+          INTO v_level
+          FROM (SELECT (leaf.o - 1) / 2 AS g,
+                       pg_catalog.count(*) AS n,
+                       pg_catalog.string_agg(leaf.h, ''::bytea ORDER BY leaf.o) AS bytes
+                  FROM pg_catalog.unnest(v_level) WITH ORDINALITY AS leaf (h, o)
+                 GROUP BY (leaf.o - 1) / 2) AS pair;
+    END LOOP;
+    RETURN v_level[1];
+END
+$$;
+COMMENT ON FUNCTION audit.merkle_root(bytea[]) IS
+    'RFC 6962 Merkle tree hash over leaf hashes in the given order (node = sha256(0x01 || left || right)).';
+
+GRANT EXECUTE ON FUNCTION audit.enc_field(bytea), audit.enc_text(text), audit.enc_jsonb(jsonb),
+    audit.event_encoding(audit.events), audit.event_hash(audit.events),
+    audit.tenant_entry_hash(uuid, integer, bytea), audit.block_encoding(audit.blocks),
+    audit.block_hash(audit.blocks), audit.merkle_root(bytea[]) TO strata_auditor;
