@@ -143,12 +143,15 @@ def test_a_deleted_sql_definition_disappears_from_the_database(databases, projec
 def test_apply_rollback_all_apply_gives_an_identical_catalog(databases):
     url = databases.create("roundtrip", migrate=False)
     empty = pg_dump_schema(url)
-    assert run_cli("migrate", url=url).returncode == 0
+    first = run_cli("migrate", url=url)
+    assert first.returncode == 0 and first.stderr == "", first.stderr  # nothing of yoyo's own printing
+    assert first.stdout.startswith(f"Will apply {len(migration_ids())} migration(s):")
+    assert first.stdout.endswith("Done.\n")
     applied = pg_dump_schema(url)
     assert applied != empty
 
     back = run_cli("rollback", "--all", url=url)
-    assert back.returncode == 0, back.stderr
+    assert back.returncode == 0 and back.stderr == "", back.stderr
     assert strata_schemas(url) == set()
     assert status_of(url)["pending"] == migration_ids()
 
