@@ -7,6 +7,7 @@ STRATA := $(BIN)/strata
 .PHONY: install demo test lint bench clean
 
 $(BIN)/python:
+	@tools/ensure-python-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 

@@ -36,8 +36,8 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_default))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    grid = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, header: bool = True) -> None:
+    grid = Table(title=title, title_justify="left", show_edge=False, header_style="bold", show_header=header)
     for column in columns:
         grid.add_column(column)
     for row in rows:

@@ -49,7 +49,7 @@ def status(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    table(None, ["", ""], [(key.replace("_", " "), value) for key, value in info.items()])
+    table(None, ["", ""], [(key.replace("_", " "), value) for key, value in info.items()], header=False)
 
 
 @db.command()
