@@ -70,8 +70,16 @@ def sql_check(kind: str, function: str) -> Callable[[Context, psycopg.Connection
     return run
 
 
+def check_ledger(ctx: Context, conn: psycopg.Connection) -> list[Finding]:
+    """The audit ledger verifies (recomputed in Python, strata.ledger) and no event waits long for a block."""
+    from strata.ledger import findings
+
+    return [Finding("ledger", *f) for f in findings(conn)]
+
+
 # Kinds in the order they run; later issues add theirs here.
 CHECKS: dict[str, Callable[[Context, psycopg.Connection], list[Finding]]] = {
     "migrations": check_migrations,
     "schema": sql_check("schema", "core.verify_schema"),
+    "ledger": check_ledger,
 }

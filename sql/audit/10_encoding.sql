@@ -40,19 +40,21 @@
    the left subtree holding the largest power of two smaller than the leaf count; the root of
    no leaves is sha256 of nothing. */
 
-CREATE FUNCTION audit.enc_field(p_value bytea)
+/* Fields are written with array_send(ARRAY[...]::bytea[]) minus its 20-byte header: the
+   binary array format writes each element as int4 length (-1 for NULL) then its bytes, which is
+   the field layout above, and computes every field exactly once. (The field count is written
+   by each caller as a constant: referring to the array twice here would stop PostgreSQL from
+   inlining this function, and then every call would be planned anew.) */
+CREATE FUNCTION audit.enc_fields(p_fields bytea[])
     RETURNS bytea
-    IMMUTABLE
+    STABLE
     PARALLEL SAFE
     LANGUAGE sql
 AS $$
-    SELECT CASE
-        WHEN p_value IS NULL THEN pg_catalog.decode('ffffffff', 'hex')
-        ELSE pg_catalog.int4send(pg_catalog.octet_length(p_value)) || p_value
-    END
+    SELECT pg_catalog.substr(pg_catalog.array_send(p_fields), 21)
 $$;
-COMMENT ON FUNCTION audit.enc_field(bytea) IS
-    'One field of a ledger encoding: int4 big-endian length then the bytes, or length -1 for NULL.';
+COMMENT ON FUNCTION audit.enc_fields(bytea[]) IS
+    'The fields of a ledger record after its field count: each as int4 big-endian length and bytes (-1 and nothing for NULL).';
 
 CREATE FUNCTION audit.enc_text(p_value text)
     RETURNS bytea
@@ -60,7 +62,7 @@ CREATE FUNCTION audit.enc_text(p_value text)
     PARALLEL SAFE
     LANGUAGE sql
 AS $$
-    SELECT audit.enc_field(pg_catalog.convert_to(p_value, 'UTF8'))
+    SELECT pg_catalog.convert_to(p_value, 'UTF8')
 $$;
 COMMENT ON FUNCTION audit.enc_text(text) IS 'A text field of a ledger encoding: its UTF-8 bytes, whatever the client encoding.';
 
@@ -70,7 +72,7 @@ CREATE FUNCTION audit.enc_jsonb(p_value jsonb)
     PARALLEL SAFE
     LANGUAGE sql
 AS $$
-    SELECT audit.enc_field(pg_catalog.decode('01', 'hex') || pg_catalog.convert_to(p_value::text, 'UTF8'))
+    SELECT pg_catalog.decode('01', 'hex') || pg_catalog.convert_to(p_value::text, 'UTF8')
 $$;
 COMMENT ON FUNCTION audit.enc_jsonb(jsonb) IS
     'A jsonb field of a ledger encoding: 0x01 then the canonical jsonb text in UTF-8 (jsonb''s binary send format).';
@@ -84,26 +86,27 @@ AS $$
     SELECT pg_catalog.decode('45', 'hex')
         || pg_catalog.int2send(p_event.encoding)
         || pg_catalog.int2send(20::smallint)
-        || audit.enc_field(pg_catalog.int8send(p_event.pk_event))
-        || audit.enc_field(pg_catalog.uuid_send(p_event.id))
-        || audit.enc_field(pg_catalog.uuid_send(p_event.tenant_id))
-        || audit.enc_field(pg_catalog.xid8send(p_event.txid))
-        || audit.enc_field(pg_catalog.int4send(p_event.tx_seq))
-        || audit.enc_field(pg_catalog.timestamptz_send(p_event.occurred_at))
-        || audit.enc_field(pg_catalog.uuid_send(p_event.actor_id))
-        || audit.enc_field(pg_catalog.uuid_send(p_event.correlation_id))
-        || audit.enc_field(pg_catalog.uuid_send(p_event.causation_id))
-        || audit.enc_text(p_event.db_role)
-        || audit.enc_text(p_event.login_role)
-        || audit.enc_text(p_event.source_table)
-        || audit.enc_text(p_event.entity_type)
-        || audit.enc_field(pg_catalog.uuid_send(p_event.entity_id))
-        || audit.enc_text(p_event.identifier)
-        || audit.enc_text(p_event.operation)
-        || audit.enc_jsonb(p_event.old_data)
-        || audit.enc_jsonb(p_event.new_data)
-        || audit.enc_jsonb(pg_catalog.to_jsonb(p_event.changed_fields))
-        || audit.enc_jsonb(p_event.metadata)
+        || audit.enc_fields(ARRAY[
+            pg_catalog.int8send(p_event.pk_event),
+            pg_catalog.uuid_send(p_event.id),
+            pg_catalog.uuid_send(p_event.tenant_id),
+            pg_catalog.xid8send(p_event.txid),
+            pg_catalog.int4send(p_event.tx_seq),
+            pg_catalog.timestamptz_send(p_event.occurred_at),
+            pg_catalog.uuid_send(p_event.actor_id),
+            pg_catalog.uuid_send(p_event.correlation_id),
+            pg_catalog.uuid_send(p_event.causation_id),
+            audit.enc_text(p_event.db_role),
+            audit.enc_text(p_event.login_role),
+            audit.enc_text(p_event.source_table),
+            audit.enc_text(p_event.entity_type),
+            pg_catalog.uuid_send(p_event.entity_id),
+            audit.enc_text(p_event.identifier),
+            audit.enc_text(p_event.operation),
+            audit.enc_jsonb(p_event.old_data),
+            audit.enc_jsonb(p_event.new_data),
+            audit.enc_jsonb(pg_catalog.to_jsonb(p_event.changed_fields)),
+            audit.enc_jsonb(p_event.metadata)])
 $$;
 COMMENT ON FUNCTION audit.event_encoding(audit.events) IS
     'The canonical bytes of an event (encoding 1): every column but event_hash, independent of session settings.';
@@ -121,16 +124,13 @@ COMMENT ON FUNCTION audit.event_hash(audit.events) IS
 
 CREATE FUNCTION audit.tenant_entry_hash(p_tenant_id uuid, p_event_count integer, p_root bytea)
     RETURNS bytea
-    IMMUTABLE
+    STABLE
     PARALLEL SAFE
     LANGUAGE sql
 AS $$
     SELECT pg_catalog.sha256(
-        pg_catalog.decode('00540001', 'hex')
-        || pg_catalog.int2send(3::smallint)
-        || audit.enc_field(pg_catalog.uuid_send(p_tenant_id))
-        || audit.enc_field(pg_catalog.int4send(p_event_count))
-        || audit.enc_field(p_root))
+        pg_catalog.decode('005400010003', 'hex')
+        || audit.enc_fields(ARRAY[pg_catalog.uuid_send(p_tenant_id), pg_catalog.int4send(p_event_count), p_root]))
 $$;
 COMMENT ON FUNCTION audit.tenant_entry_hash(uuid, integer, bytea) IS
     'The leaf hash of one tenant''s entry in a block''s tenants_root: tenant, event count and the root of its events.';
@@ -144,19 +144,20 @@ AS $$
     SELECT pg_catalog.decode('42', 'hex')
         || pg_catalog.int2send(p_block.encoding)
         || pg_catalog.int2send(13::smallint)
-        || audit.enc_field(pg_catalog.int8send(p_block.block_no))
-        || audit.enc_field(p_block.prev_hash)
-        || audit.enc_text(p_block.snapshot::text)
-        || audit.enc_field(pg_catalog.timestamptz_send(p_block.sealed_at))
-        || audit.enc_text(p_block.sealed_by)
-        || audit.enc_field(pg_catalog.int4send(p_block.event_count))
-        || audit.enc_field(pg_catalog.int8send(p_block.total_events))
-        || audit.enc_field(pg_catalog.int8send(p_block.first_event))
-        || audit.enc_field(pg_catalog.int8send(p_block.last_event))
-        || audit.enc_field(p_block.events_root)
-        || audit.enc_field(pg_catalog.int4send(p_block.tenant_count))
-        || audit.enc_field(p_block.tenants_root)
-        || audit.enc_text(p_block.key_id)
+        || audit.enc_fields(ARRAY[
+            pg_catalog.int8send(p_block.block_no),
+            p_block.prev_hash,
+            audit.enc_text(p_block.snapshot::text),
+            pg_catalog.timestamptz_send(p_block.sealed_at),
+            audit.enc_text(p_block.sealed_by),
+            pg_catalog.int4send(p_block.event_count),
+            pg_catalog.int8send(p_block.total_events),
+            pg_catalog.int8send(p_block.first_event),
+            pg_catalog.int8send(p_block.last_event),
+            p_block.events_root,
+            pg_catalog.int4send(p_block.tenant_count),
+            p_block.tenants_root,
+            audit.enc_text(p_block.key_id)])
 $$;
 COMMENT ON FUNCTION audit.block_encoding(audit.blocks) IS
     'The canonical bytes of a block (encoding 1): every column but snap_xmax, block_hash and signature.';
@@ -204,7 +205,7 @@ $$;
 COMMENT ON FUNCTION audit.merkle_root(bytea[]) IS
     'RFC 6962 Merkle tree hash over leaf hashes in the given order (node = sha256(0x01 || left || right)).';
 
-GRANT EXECUTE ON FUNCTION audit.enc_field(bytea), audit.enc_text(text), audit.enc_jsonb(jsonb),
+GRANT EXECUTE ON FUNCTION audit.enc_fields(bytea[]), audit.enc_text(text), audit.enc_jsonb(jsonb),
     audit.event_encoding(audit.events), audit.event_hash(audit.events),
     audit.tenant_entry_hash(uuid, integer, bytea), audit.block_encoding(audit.blocks),
     audit.block_hash(audit.blocks), audit.merkle_root(bytea[]) TO strata_auditor;

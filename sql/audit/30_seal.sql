@@ -290,7 +290,21 @@ $$;
 COMMENT ON FUNCTION audit.signing_key_ids() IS
     'The signing keys the ledger knows, by id, with when they were created and retired and how many blocks each signed. Never the secrets.';
 
-/* The commit-time seal. Queued once per transaction by its first event (tx_seq = 1). */
+/* The commit-time seal. The first event of a transaction (tx_seq = 1) queues it; it runs at
+   commit and returns at once unless this session's seal interval has passed. (The check is
+   not in the trigger's WHEN clause: a function call there is planned again for every INSERT
+   statement, which costs more than the deferred call it would save.) */
+CREATE FUNCTION audit.seal_due()
+    RETURNS boolean
+    VOLATILE
+    LANGUAGE sql
+AS $$
+    SELECT coalesce(nullif(pg_catalog.current_setting('strata.audit_next_seal', true), '')::double precision, 0)
+           <= pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())
+$$;
+COMMENT ON FUNCTION audit.seal_due() IS
+    'Whether this session''s next opportunistic seal is due (strata.audit_next_seal, a Unix time, has passed).';
+
 CREATE FUNCTION audit.tg_events__seal_on_commit()
     RETURNS trigger
     VOLATILE
@@ -299,19 +313,18 @@ CREATE FUNCTION audit.tg_events__seal_on_commit()
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_now double precision := extract(EPOCH FROM pg_catalog.clock_timestamp());
-    v_next text := pg_catalog.current_setting('strata.audit_next_seal', true);
     v_interval double precision;
 BEGIN
-    IF v_next IS NOT NULL AND v_next <> '' AND v_now < v_next::double precision THEN
-        RETURN NULL;
-    END IF;
-    IF pg_catalog.current_setting('transaction_isolation') = 'serializable' THEN
+    IF NOT audit.seal_due() THEN
         RETURN NULL;
     END IF;
     v_interval := coalesce(nullif(pg_catalog.current_setting('strata.audit_seal_interval_ms', true), '')::double precision,
                            500) / 1000;
-    PERFORM pg_catalog.set_config('strata.audit_next_seal', (v_now + v_interval)::text, false);
+    PERFORM pg_catalog.set_config('strata.audit_next_seal',
+                                  (pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) + v_interval)::text, false);
+    IF pg_catalog.current_setting('transaction_isolation') = 'serializable' THEN
+        RETURN NULL;
+    END IF;
     BEGIN
         PERFORM audit.seal_block(false, 20000, pg_catalog.make_interval(secs => v_interval / 2));
     EXCEPTION

@@ -204,6 +204,19 @@ BEGIN
             ELSE
                 problem := pg_catalog.format('block %s holds %s events but was sealed with %s: events were deleted',
                                              v_block.block_no, v_count, v_block.event_count);
+                -- A gap in a transaction's positions names where one was.
+                SELECT problem || pg_catalog.format(' (event %s of transaction %s is missing)', s.seq, g.txid)
+                  INTO problem
+                  FROM (SELECT m.txid, pg_catalog.array_agg(m.tx_seq) AS seqs, pg_catalog.max(m.tx_seq) AS top
+                          FROM audit.block_members(v_prev_snapshot, v_block.snapshot) AS m
+                         GROUP BY m.txid) AS g
+                 CROSS JOIN LATERAL pg_catalog.generate_series(1, g.top) AS s (seq)
+                 WHERE NOT s.seq = ANY (g.seqs)
+                 ORDER BY g.txid, s.seq
+                 LIMIT 1;
+                problem := coalesce(problem, pg_catalog.format(
+                    'block %s holds %s events but was sealed with %s: events were deleted',
+                    v_block.block_no, v_count, v_block.event_count));
             END IF;
         ELSIF p_tenant IS NULL AND (v_first <> v_block.first_event OR v_last <> v_block.last_event) THEN
             problem := pg_catalog.format('block %s''s events span %s..%s but it was sealed over %s..%s',

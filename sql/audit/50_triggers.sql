@@ -5,8 +5,9 @@
 
    guard_append_only*   (00_ledger.sql) UPDATE, DELETE and TRUNCATE of ledger tables need
                         strata.audit_maintenance = 'on'.
-   seal_on_commit       (30_seal.sql) the first event of each transaction queues a seal
-                        attempt that runs when the transaction commits. */
+   seal_on_commit       (30_seal.sql) the first event of a transaction queues a seal attempt
+                        that runs when the transaction commits; it seals when this session's
+                        seal interval has passed. */
 
 CREATE TRIGGER guard_append_only
 BEFORE UPDATE OR DELETE ON audit.events
