@@ -396,7 +396,7 @@ class Verifier:
             known = {r[0] for r in self.conn.execute("SELECT key_id FROM audit.signing_key_ids()")}
             self.report.signatures = "verified" if keys is not None else "checked by the database"
             self.report.last_block = blocks[-1].block_no if blocks else None
-            now = self.conn.execute("SELECT clock_timestamp()").fetchone()[0]
+            now = self.conn.execute("SELECT clock_timestamp()", binary=True).fetchone()[0]
             try:
                 self._run(blocks, keys, known, now)
             except _Found as found:

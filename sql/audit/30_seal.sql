@@ -26,7 +26,9 @@
      the snapshot is cut at a transaction id), audit.seal() 50000 per block and loops.
 
    In a quiet database the last transaction's events wait for the next write, for
-   audit.seal(), or for `strata audit tail`, which seals every second while it watches. */
+   audit.seal(), or for `strata audit tail`, which seals every second while it watches.
+   SET strata.audit_seal_on_commit = 'off' turns the commit-time seal off for a session (a bulk
+   load, a test that wants blocks exactly where it seals). */
 
 CREATE FUNCTION audit.seal_lock_key()
     RETURNS bigint
@@ -315,7 +317,7 @@ AS $$
 DECLARE
     v_interval double precision;
 BEGIN
-    IF NOT audit.seal_due() THEN
+    IF NOT audit.seal_due() OR pg_catalog.current_setting('strata.audit_seal_on_commit', true) = 'off' THEN
         RETURN NULL;
     END IF;
     v_interval := coalesce(nullif(pg_catalog.current_setting('strata.audit_seal_interval_ms', true), '')::double precision,

@@ -209,7 +209,7 @@ def tail(ctx: Context, tenant: str | None, max_events: int | None, as_json: bool
     printed = 0
     with ctx.connect() as conn:
         tenant_id = resolve_tenant(conn, tenant)
-        cur = conn.cursor(row_factory=dict_row)
+        cur = conn.cursor(row_factory=dict_row, binary=True)  # binary: whatever the session's DateStyle
         can_seal = conn.execute("SELECT has_function_privilege('audit.seal()', 'EXECUTE')").fetchone()[0]
         last = conn.execute("SELECT coalesce(max(block_no), 0) FROM audit.blocks").fetchone()[0]
         conn.execute("LISTEN strata_audit")
@@ -246,7 +246,7 @@ def rotate_key(ctx: Context) -> None:
             key_id = conn.execute("SELECT audit.rotate_key()").fetchone()[0]
         except psycopg.errors.InsufficientPrivilege as err:
             raise ConfigurationError("This login may not rotate the signing key: that needs strata_owner.") from err
-        keys = conn.execute("SELECT key_id, retired_at, blocks FROM audit.signing_key_ids()").fetchall()
+        keys = conn.execute("SELECT key_id, retired_at, blocks FROM audit.signing_key_ids()", binary=True).fetchall()
     retired = [f"{k} ({n} blocks)" for k, r, n in keys if r is not None]
     say(f"Signing key {key_id} now signs new blocks."
         + (f" Retired keys, kept to verify older blocks: {', '.join(retired)}." if retired else ""))
