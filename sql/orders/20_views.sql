@@ -156,12 +156,15 @@ SELECT p.id,
            'version', p.version
        ) AS data
   FROM orders.tb_product AS p
-  LEFT JOIN LATERAL (
-        SELECT pg_catalog.count(DISTINCT it.fk_order) AS open_orders
-          FROM orders.tb_order_item AS it
-          JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
-         WHERE it.tenant_id = p.tenant_id AND it.fk_product = p.pk_product AND o.status IN ('pending', 'paid')
-       ) AS io ON true;
+  -- Counted from the open orders (the status index), not from each product's order lines:
+  -- open orders are few, while a product's lines grow with the whole order history.
+  LEFT JOIN (
+        SELECT it.tenant_id, it.fk_product, pg_catalog.count(DISTINCT it.fk_order) AS open_orders
+          FROM orders.tb_order AS o
+          JOIN orders.tb_order_item AS it ON it.tenant_id = o.tenant_id AND it.fk_order = o.pk_order
+         WHERE o.status IN ('pending', 'paid')
+         GROUP BY it.tenant_id, it.fk_product
+       ) AS io ON io.tenant_id = p.tenant_id AND io.fk_product = p.pk_product;
 COMMENT ON VIEW app.v_product_inventory IS
     'Stock per product: on hand, reserved by open orders, available, how many open orders hold it, and whether it is low.';
 
