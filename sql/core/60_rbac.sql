@@ -7,9 +7,11 @@
 CREATE FUNCTION core.has_permission(p_permission text)
     RETURNS boolean
     STABLE
-    LANGUAGE sql
+    LANGUAGE plpgsql
 AS $$
-    SELECT EXISTS (
+-- PL/pgSQL so the plan is cached for the session: every mutation asks this once.
+BEGIN
+    RETURN EXISTS (
         SELECT 1
           FROM tenancy.tb_user AS u
           JOIN tenancy.tb_user_role AS ur ON ur.tenant_id = u.tenant_id AND ur.fk_user = u.pk_user
@@ -19,7 +21,8 @@ AS $$
            AND u.status = 'active'
            AND (r.grants_all OR EXISTS (
                     SELECT 1 FROM tenancy.tb_role_permission AS rp
-                     WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role AND rp.permission = p_permission)))
+                     WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role AND rp.permission = p_permission)));
+END
 $$;
 COMMENT ON FUNCTION core.has_permission(text) IS 'Whether the actor in context, active in the tenant in context, holds the permission through any role.';
 

@@ -7,9 +7,12 @@
 CREATE FUNCTION core.user_data(p_id uuid)
     RETURNS jsonb
     STABLE
-    LANGUAGE sql
+    LANGUAGE plpgsql
 AS $$
-    SELECT v.data FROM app.v_users AS v WHERE v.id = p_id
+-- PL/pgSQL so the plan is cached for the session (a SQL function is re-planned per call here).
+BEGIN
+    RETURN (SELECT v.data FROM app.v_users AS v WHERE v.id = p_id);
+END
 $$;
 COMMENT ON FUNCTION core.user_data(uuid) IS 'A user of the tenant in context as app.v_users renders it.';
 
@@ -34,9 +37,11 @@ COMMENT ON FUNCTION core.resolve_user(text) IS 'Finds a user of the tenant in co
 CREATE FUNCTION core.organization_data()
     RETURNS jsonb
     STABLE
-    LANGUAGE sql
+    LANGUAGE plpgsql
 AS $$
-    SELECT v.data FROM app.v_organization AS v
+BEGIN
+    RETURN (SELECT v.data FROM app.v_organization AS v);
+END
 $$;
 COMMENT ON FUNCTION core.organization_data() IS 'The organization in context as app.v_organization renders it.';
 
