@@ -49,41 +49,45 @@ CREATE FUNCTION audit.write_event(
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_event audit.events;
-    v_correlation text := pg_catalog.current_setting('strata.correlation_id', true);
+    v_id uuid;
 BEGIN
-    v_event.tx_seq := coalesce(nullif(pg_catalog.current_setting('strata.audit_tx_seq', true), '')::integer, 0) + 1;
-    PERFORM pg_catalog.set_config('strata.audit_tx_seq', v_event.tx_seq::text, true);
-    IF v_correlation IS NULL OR v_correlation = '' THEN
-        v_correlation := core.uuid_v7()::text;
-        PERFORM pg_catalog.set_config('strata.correlation_id', v_correlation, true);
-    END IF;
-
-    v_event.pk_event := pg_catalog.nextval('audit.events_pk_event_seq'::regclass);
-    v_event.id := core.uuid_v7();
-    v_event.tenant_id := coalesce(p_tenant_id, audit.platform_tenant());
-    v_event.encoding := 1;
-    v_event.txid := pg_catalog.pg_current_xact_id();
-    v_event.occurred_at := pg_catalog.clock_timestamp();
-    v_event.actor_id := nullif(pg_catalog.current_setting('strata.actor_id', true), '')::uuid;
-    v_event.correlation_id := v_correlation::uuid;
-    v_event.causation_id := nullif(pg_catalog.current_setting('strata.causation_id', true), '')::uuid;
-    v_event.db_role := current_user;
-    v_event.login_role := session_user;
-    v_event.source_table := p_source_table;
-    v_event.entity_type := p_entity_type;
-    v_event.entity_id := p_entity_id;
-    v_event.identifier := p_identifier;
-    v_event.operation := p_operation;
-    v_event.old_data := p_old_data;
-    v_event.new_data := p_new_data;
-    v_event.changed_fields := p_changed_fields;
-    v_event.metadata := p_metadata;
-    v_event.event_hash := audit.event_hash(v_event);
-
-    -- pk_event is part of the hash, so it is drawn before the insert.
-    INSERT INTO audit.events OVERRIDING SYSTEM VALUE VALUES (v_event.*);
-    RETURN v_event.id;
+    -- One statement, so the hot path is one cached plan. The row is built once (its volatile
+    -- parts drawn once: pk_event is part of the hash, so it is taken from the sequence here),
+    -- then hashed and inserted. set_config returns what it sets: tx_seq counts this
+    -- transaction's events, and a correlation id is made when the caller set none.
+    INSERT INTO audit.events OVERRIDING SYSTEM VALUE
+    SELECT (x.e).pk_event, (x.e).id, (x.e).tenant_id, (x.e).encoding, (x.e).txid, (x.e).tx_seq, (x.e).occurred_at,
+           (x.e).actor_id, (x.e).correlation_id, (x.e).causation_id, (x.e).db_role, (x.e).login_role,
+           (x.e).source_table, (x.e).entity_type, (x.e).entity_id, (x.e).identifier, (x.e).operation,
+           (x.e).old_data, (x.e).new_data, (x.e).changed_fields, (x.e).metadata, audit.event_hash(x.e)
+      FROM (SELECT ROW(
+                pg_catalog.nextval('audit.events_pk_event_seq'::regclass),
+                core.uuid_v7(),
+                coalesce(p_tenant_id, audit.platform_tenant()),
+                1,
+                pg_catalog.pg_current_xact_id(),
+                pg_catalog.set_config('strata.audit_tx_seq',
+                    (coalesce(nullif(pg_catalog.current_setting('strata.audit_tx_seq', true), '')::integer, 0) + 1)::text,
+                    true)::integer,
+                pg_catalog.clock_timestamp(),
+                nullif(pg_catalog.current_setting('strata.actor_id', true), '')::uuid,
+                coalesce(nullif(pg_catalog.current_setting('strata.correlation_id', true), ''),
+                         pg_catalog.set_config('strata.correlation_id', core.uuid_v7()::text, true))::uuid,
+                nullif(pg_catalog.current_setting('strata.causation_id', true), '')::uuid,
+                current_user,
+                session_user,
+                p_source_table,
+                p_entity_type,
+                p_entity_id,
+                p_identifier,
+                p_operation,
+                p_old_data,
+                p_new_data,
+                p_changed_fields,
+                p_metadata,
+                NULL)::audit.events AS e) AS x
+    RETURNING id INTO v_id;
+    RETURN v_id;
 END
 $$;
 COMMENT ON FUNCTION audit.write_event(uuid, text, text, uuid, text, text, jsonb, jsonb, text[], jsonb) IS
