@@ -581,6 +581,7 @@ def findings(conn: psycopg.Connection) -> list[tuple[str, str, bool, str, str]]:
     age = report.unsealed_age_seconds
     message = (f"{report.unsealed} events wait for a block, the oldest for {age:.0f} s" if report.unsealed
                else "every committed event is sealed")
-    result.append(("events sealed", "audit.blocks", age is None or age <= MAX_UNSEALED_AGE_SECONDS, message,
-                   "run `strata audit seal` (or schedule it); writes also seal at commit"))
+    fresh = age is None or age <= MAX_UNSEALED_AGE_SECONDS
+    result.append(("events sealed", "audit.blocks", fresh, message,
+                   "" if fresh else "run `strata audit seal` (or schedule it); writes also seal at commit"))
     return result

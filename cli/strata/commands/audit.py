@@ -39,18 +39,16 @@ def resolve_tenant(conn: psycopg.Connection, value: str | None) -> UUID | None:
         return UUID(value)
     except ValueError:
         pass
-    present = conn.execute("SELECT to_regprocedure('core.tenants()') IS NOT NULL").fetchone()[0]
+    try:
+        with conn.transaction():
+            present = conn.execute("SELECT to_regprocedure('core.tenants()') IS NOT NULL").fetchone()[0]
+            row = conn.execute("SELECT id FROM core.tenants() WHERE slug = %s", (value,)).fetchone() if present else None
+    except psycopg.errors.InsufficientPrivilege:
+        present = False
     if present:
-        try:
-            with conn.transaction():
-                row = conn.execute("SELECT id FROM core.tenants() WHERE slug = %s", (value,)).fetchone()
-        except psycopg.errors.InsufficientPrivilege:
-            row = None
-        else:
-            if row is None:
-                raise ConfigurationError(f"There is no tenant with slug {value!r}.")
-        if row is not None:
-            return row[0]
+        if row is None:
+            raise ConfigurationError(f"There is no tenant with slug {value!r}.")
+        return row[0]
     raise ConfigurationError(f"--tenant {value!r} is not a tenant id (a UUID), and this login cannot look up slugs.")
 
 
@@ -113,7 +111,11 @@ def verify_(ctx: Context, tenant: str | None, checkpoint_file: Path | None, as_j
         except ValueError as err:
             raise ConfigurationError(f"{checkpoint_file}: {err}.") from err
     with ctx.connect() as conn:
-        report = ledger.verify(conn, resolve_tenant(conn, tenant), checkpoint)
+        try:
+            report = ledger.verify(conn, resolve_tenant(conn, tenant), checkpoint)
+        except psycopg.errors.InsufficientPrivilege as err:
+            raise ConfigurationError("This login may not read the ledger: verify as a login granted strata_auditor, "
+                                     "or as the owner.") from err
     if as_json:
         emit_json(report.as_dict())
     else:
