@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(STRATA) db start
 	$(STRATA) migrate
+	$(STRATA) seed --if-empty
 	$(STRATA) status
 
 lint: install
