@@ -125,6 +125,18 @@ class SeedResult:
         }
 
 
+def check_can_seed(conn: psycopg.Connection) -> None:
+    """Seeding creates tenants (core.create_tenant), which only the owner may call."""
+    allowed = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace"
+        "                WHERE n.nspname = 'core' AND p.proname = 'create_tenant'"
+        "                  AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+        "                  AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE'))").fetchone()[0]
+    if not allowed:
+        raise ConfigurationError("strata seed creates tenants, which needs the owner (strata_owner) or a superuser, "
+                                 "on a migrated database.")
+
+
 def tenant_count(conn: psycopg.Connection) -> int:
     """How many tenants the database holds (the owner's directory view of organizations)."""
     return conn.execute("SELECT count(*) FROM core.tenants()").fetchone()[0]

@@ -50,6 +50,7 @@ def seed(ctx: Context, tenants: int, orders: int, mode: str, with_ledger: bool, 
     """
     url = ctx.url
     with ctx.connect() as conn:
+        library.check_can_seed(conn)
         existing = library.tenant_count(conn)
     if if_empty and existing:
         if as_json:

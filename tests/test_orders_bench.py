@@ -1,0 +1,109 @@
+"""`strata bench --scenario orders`: a quick run proves it works end to end, and the ORM-style
+client it measures against is checked to do the same work as Strata: the same documents for
+every read and write, the same rows and ledger events. Numbers from a quick run mean little,
+so only their presence and sanity are checked: benchmarks are not timed tests."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from conftest import run_cli
+from strata import seed as seeding
+from strata.bench import SCENARIOS, load_scenarios
+from strata.bench.orders import ADMIN, PUBLISHED, TENANT, OrmClient, Refused, StrataClient
+
+
+def test_quick_orders_bench_reports_every_ratio(admin_url: str):
+    result = run_cli("bench", "--scenario", "orders", "--quick", "--json", url=admin_url, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["errors"] == {}
+    metrics = {m["name"]: m for m in report["scenarios"]["orders"]}
+    for name, published in PUBLISHED.items():
+        ratio = metrics[f"orders: {name}, Strata ÷ ORM"]
+        assert ratio["value"] > 0 and ratio["goal"] == f">= {published}" and f"published {published}×" in ratio["detail"]
+        assert metrics[f"orders: {name}, Strata ÷ ORM with eager loading"]["value"] > 0
+    for name in ("create order", "process payment", "cancel order"):
+        assert "ledger events per operation" in metrics[f"orders: {name}, Strata ÷ ORM"]["detail"]
+    assert "strata: running scenario orders" in result.stderr
+
+
+def test_the_scenario_registers_itself():
+    load_scenarios()
+    assert "orders" in SCENARIOS and SCENARIOS["orders"].summary
+
+
+@pytest.fixture(scope="module")
+def clients(databases):
+    url = databases.create("orm")
+    seeding.seed_tenants(url, [seeding.TenantSeed(slug=TENANT, name="Orders Bench", admin=ADMIN, orders_planned=600)],
+                         mode="bulk")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT core.refresh_revenue()")
+    strata_conn, orm_conn = psycopg.connect(url, autocommit=True), psycopg.connect(url, autocommit=True)
+    for conn, role in ((strata_conn, "strata_app"), (orm_conn, "strata_owner")):
+        conn.execute(f"SET ROLE {role}")
+        conn.execute("SELECT app.set_context(%s, %s, false)", (TENANT, ADMIN))
+    tenant, actor = orm_conn.execute("SELECT tenant_id, actor_id FROM app.current_context()").fetchone()
+    yield {"strata": StrataClient(strata_conn), "lazy": OrmClient(orm_conn, tenant, actor, eager=False),
+           "eager": OrmClient(orm_conn, tenant, actor, eager=True), "url": url}
+    strata_conn.close()
+    orm_conn.close()
+
+
+def test_orm_reads_return_what_the_views_return(clients):
+    strata = clients["strata"]
+    customers = [r[0] for r in strata.conn.execute("SELECT identifier FROM app.v_customer_orders ORDER BY order_count DESC LIMIT 3")]
+    for orm in (clients["lazy"], clients["eager"]):
+        assert orm.summary_page(None) == strata.summary_page(None)
+        for customer in customers:
+            assert orm.customer_history(customer) == strata.customer_history(customer)
+        assert orm.inventory(0) == strata.inventory(0)
+        live = [{k: v for k, v in row.items() if k != "refreshedAt"} for row in strata.revenue(None)]
+        assert orm.revenue(None) == live, "nothing changed since the refresh, so live equals projected"
+    assert clients["lazy"].round_trips > clients["eager"].round_trips
+
+
+def _without_times(document: dict) -> dict:
+    volatile = {"id", "orderNumber", "createdAt", "updatedAt", "paidAt", "cancelledAt"}
+    out = {k: v for k, v in document.items() if k not in volatile}
+    out["payments"] = [{k: v for k, v in p.items() if k not in {"id", "identifier", "createdAt"}} for p in document["payments"]]
+    return out
+
+
+def test_orm_writes_do_what_the_app_functions_do(clients):
+    url = clients["url"]
+    order = {"customer": "CUS-000003", "items": [{"product": "SKU-0002", "quantity": 2}, {"product": "sku-0005", "quantity": 1}]}
+
+    def events() -> int:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT count(*) FROM audit.events").fetchone()[0]
+
+    documents, ledger = {}, {}
+    for side in ("strata", "lazy", "eager"):
+        client, before = clients[side], events()
+        created = client.create_order({**order, "idempotency_key": f"orm-test-{side}"})
+        paid = client.process_payment({"order": created["identifier"], "amount": created["object_data"]["totalAmount"],
+                                       "method": "card", "version": created["version"]})
+        cancelled = client.cancel_order({"order": paid["identifier"], "reason": "Test refund", "version": paid["version"]})
+        documents[side] = [_without_times(r["object_data"]) for r in (created, paid, cancelled)]
+        ledger[side] = events() - before
+        assert (created["version"], paid["version"], cancelled["version"]) == (1, 2, 3)
+        assert cancelled["object_data"]["refundAmount"] == created["object_data"]["totalAmount"]
+    assert documents["lazy"] == documents["strata"] and documents["eager"] == documents["strata"]
+    assert ledger["lazy"] == ledger["strata"] == ledger["eager"] == 13, ledger
+
+    # The same refusals, too.
+    for orm in (clients["lazy"], clients["eager"]):
+        with pytest.raises(Refused) as stale:
+            orm.process_payment({"order": "ORD-000001", "amount": 1, "method": "card", "version": 99})
+        assert stale.value.status in ("conflict:stale_version", "noop:already_paid")
+        with pytest.raises(Refused) as unknown:
+            orm.create_order({"customer": "CUS-000003", "items": [{"product": "NOPE", "quantity": 1}]})
+        assert unknown.value.status == "not_found:product"
+        with pytest.raises(Refused) as invalid:
+            orm.create_order({"customer": "CUS-000003", "items": [], "coupon": "FREE"})
+        assert invalid.value.status.startswith("validation:")

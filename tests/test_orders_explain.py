@@ -1,0 +1,92 @@
+"""The orders read model at scale, checked with EXPLAIN ANALYZE as the application's login role
+(so RLS adds the tenant predicate): with orders of ten tenants bulk-seeded into a database of
+its own, one tenant's page of 50 summaries and a lookup by identifier are index scans that
+read only what they return, and the inventory page and a customer's history stay on indexes
+too. 100,000 orders by default; the full 1,000,000 with STRATA_SLOW_TESTS=1 (about 2.5 min)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+
+
+def nodes(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def explain(conn: psycopg.Connection, query: str, params=None) -> dict:
+    return conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", params).fetchone()[0][0]["Plan"]
+
+
+def scans_of(plan: dict, table: str) -> list[dict]:
+    return [n for n in nodes(plan) if n.get("Relation Name") == table]
+
+
+def indexes_used(plan: dict, table: str) -> set[str | None]:
+    """The indexes that scans of `table` go through (None for a scan without one)."""
+    used = set()
+    for scan in scans_of(plan, table):
+        if scan["Node Type"] == "Bitmap Heap Scan":
+            used |= {n.get("Index Name") for n in nodes(scan) if n["Node Type"] == "Bitmap Index Scan"}
+        else:
+            used.add(scan.get("Index Name"))
+    return used
+
+
+def check_read_model(databases, orders: int) -> None:
+    url = databases.create("explain")
+    seeded = run_cli("seed", "--tenants", "10", "--orders", str(orders), "--mode", "bulk", "--json", url=url, timeout=900)
+    assert seeded.returncode == 0, seeded.stderr
+    assert sum(t["orders"] for t in json.loads(seeded.stdout)["tenants"]) == orders
+    per_tenant = orders // 10
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url_for(url, dbname, user=APP_LOGIN, password=TEST_PASSWORD), autocommit=True) as conn:
+        assert not conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        conn.execute("SELECT app.set_context('demo-7', 'admin@demo-7.example', false)")
+
+        page = explain(conn, "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 50")
+        orders_scans = scans_of(page, "tb_order")
+        assert [(n["Node Type"], n.get("Index Name")) for n in orders_scans] == [("Index Scan", "tb_order_created_idx")], page
+        assert "tenant_id = " in orders_scans[0]["Index Cond"] and "strata.tenant_id" in orders_scans[0]["Index Cond"], \
+            "RLS's tenant predicate is the index condition"
+        assert orders_scans[0]["Actual Rows"] == 50, "the page reads 50 orders, not the tenant's history"
+        assert not [n for n in nodes(page) if n["Node Type"] == "Sort"], "no sort: the index gives the order"
+        assert all(n["Node Type"] == "Index Scan" for n in scans_of(page, "tb_customer"))
+
+        identifier = f"ORD-{per_tenant // 2:06d}"
+        for view in ("app.v_orders_summary", "app.v_order_details"):
+            lookup = explain(conn, f"SELECT data FROM {view} WHERE identifier = %s", (identifier,))
+            found = scans_of(lookup, "tb_order")
+            assert [(n["Node Type"], n.get("Index Name"), n["Actual Rows"]) for n in found] == \
+                [("Index Scan", "tb_order_identifier_key", 1)], (view, lookup)
+            for table in ("tb_customer", "tb_order_item", "tb_product", "tb_payment"):
+                assert all("Index" in n["Node Type"] for n in scans_of(lookup, table)), (view, table, lookup)
+        assert conn.execute("SELECT data ->> 'orderNumber' FROM app.v_order_details WHERE identifier = %s",
+                            (identifier,)).fetchone()[0] == identifier
+
+        # The inventory page counts open orders from the status index, not every order line.
+        inventory = explain(conn, "SELECT data FROM app.v_product_inventory ORDER BY sku LIMIT 20")
+        assert indexes_used(inventory, "tb_order") == {"tb_order_status_idx"}, inventory
+        lines_read = sum(n["Actual Rows"] * n["Actual Loops"] for n in scans_of(inventory, "tb_order_item"))
+        assert lines_read < per_tenant // 10, f"read {lines_read} order lines for one inventory page"
+
+        history = explain(conn, "SELECT data FROM app.v_customer_orders WHERE identifier = 'CUS-000042'")
+        assert indexes_used(history, "tb_order") == {"tb_order_customer_idx"}, history
+
+
+def test_read_model_uses_indexes_with_100k_orders(databases):
+    check_read_model(databases, 100_000)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("STRATA_SLOW_TESTS"), reason="1M orders take about 2.5 minutes: STRATA_SLOW_TESTS=1")
+def test_read_model_uses_indexes_with_1m_orders(databases):
+    check_read_model(databases, 1_000_000)

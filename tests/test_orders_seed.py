@@ -1,0 +1,193 @@
+"""`strata seed` and `strata refresh` as users run them: both seeding paths leave data that obeys
+every rule of the orders domain (totals, payments, refunds, stock, gapless identifiers in
+created_at order), `strata verify` and `strata audit verify` pass afterwards, the app functions
+carry on where the seed stopped, and the revenue projection matches the orders."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+
+# Every row returned is a broken rule; run as a superuser (it reads every tenant).
+VIOLATIONS = """
+WITH it AS (
+    SELECT tenant_id, fk_order, sum(quantity) AS q, sum(line_total) AS t, count(*) AS n, max(line_number) AS last_line
+      FROM orders.tb_order_item GROUP BY 1, 2),
+pay AS (
+    SELECT tenant_id, fk_order, count(*) FILTER (WHERE status = 'captured') AS captured,
+           count(*) FILTER (WHERE status = 'refunded') AS refunded, sum(amount) AS amount
+      FROM orders.tb_payment GROUP BY 1, 2)
+SELECT 'order totals', o.identifier
+  FROM orders.tb_order AS o LEFT JOIN it ON it.tenant_id = o.tenant_id AND it.fk_order = o.pk_order
+ WHERE it.q IS DISTINCT FROM o.item_count OR it.t IS DISTINCT FROM o.total_amount OR it.n <> it.last_line
+UNION ALL
+SELECT 'payments for ' || o.status, o.identifier
+  FROM orders.tb_order AS o LEFT JOIN pay ON pay.tenant_id = o.tenant_id AND pay.fk_order = o.pk_order
+ WHERE CASE o.status
+         WHEN 'pending' THEN pay.fk_order IS NOT NULL OR o.paid_at IS NOT NULL
+         WHEN 'cancelled' THEN o.cancelled_at IS NULL OR o.cancel_reason IS NULL OR
+              CASE WHEN o.refund_amount IS NULL THEN pay.fk_order IS NOT NULL
+                   ELSE pay.refunded IS DISTINCT FROM 1 OR pay.captured <> 0 OR pay.amount <> o.refund_amount
+                        OR o.refund_amount <> o.total_amount END
+         ELSE pay.captured IS DISTINCT FROM 1 OR pay.refunded <> 0 OR pay.amount <> o.total_amount OR o.paid_at IS NULL
+              OR (o.status IN ('shipped', 'delivered') AND o.shipped_at IS NULL)
+              OR (o.status = 'delivered' AND o.delivered_at IS NULL) END
+UNION ALL
+SELECT 'stock', p.sku
+  FROM orders.tb_product AS p
+  LEFT JOIN (SELECT it.tenant_id, it.fk_product, sum(it.quantity) AS units
+               FROM orders.tb_order_item AS it
+               JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
+              WHERE o.status IN ('pending', 'paid') GROUP BY 1, 2) AS r
+    ON r.tenant_id = p.tenant_id AND r.fk_product = p.pk_product
+ WHERE p.stock_reserved <> coalesce(r.units, 0) OR p.stock_on_hand < p.stock_reserved
+UNION ALL
+SELECT 'counter ' || c.scope, c.tenant_id::text
+  FROM tenancy.tb_identifier_counter AS c
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS n, max(substr(x.identifier, 5)::bigint) AS top
+         FROM (SELECT identifier FROM orders.tb_order AS o WHERE c.scope = 'order' AND o.tenant_id = c.tenant_id
+               UNION ALL SELECT identifier FROM orders.tb_payment AS p WHERE c.scope = 'payment' AND p.tenant_id = c.tenant_id
+               UNION ALL SELECT identifier FROM orders.tb_customer AS u WHERE c.scope = 'customer' AND u.tenant_id = c.tenant_id
+              ) AS x) AS k
+ WHERE c.scope IN ('order', 'payment', 'customer') AND (k.n <> c.last_value OR k.top <> c.last_value)
+UNION ALL
+SELECT 'numbers follow time', o.identifier
+  FROM (SELECT identifier, created_at, lag(created_at) OVER (PARTITION BY tenant_id ORDER BY pk_order) AS before,
+               lag(identifier) OVER (PARTITION BY tenant_id ORDER BY pk_order) AS previous
+          FROM orders.tb_order) AS o
+ WHERE o.created_at < o.before OR o.identifier < o.previous
+"""
+
+
+def violations(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(VIOLATIONS).fetchall()
+
+
+def seed(url: str, *args: str) -> dict:
+    result = run_cli("seed", *args, "--json", url=url, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_verifies(url: str) -> None:
+    verify = run_cli("verify", url=url)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    audit = run_cli("audit", "verify", url=url)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def app_call(url: str, slug: str, function: str, payload: dict) -> dict:
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url_for(url, dbname, user=APP_LOGIN, password=TEST_PASSWORD)) as conn:
+        conn.execute("SELECT app.set_context(%s, %s)", (slug, f"admin@{slug}.example"))
+        return conn.cursor(row_factory=psycopg.rows.dict_row).execute(
+            f"SELECT * FROM app.{function}(%s)", (json.dumps(payload),)).fetchone()
+
+
+def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
+    url = databases.create("seed_app")
+    report = seed(url, "--tenants", "2", "--orders", "60", "--if-empty")
+    assert report["seeded"] and report["mode"] == "app" and report["ledger"] == "every change"
+    assert [(t["slug"], t["orders"], t["orders_created"]) for t in report["tenants"]] == [("demo-1", 30, 30), ("demo-2", 30, 30)]
+    assert violations(url) == []
+    with psycopg.connect(url) as conn:
+        statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM orders.tb_order")}
+        # Every order was made by app.create_order: its insert is in the ledger, and its history folds.
+        captured = conn.execute("SELECT count(*) FROM audit.events WHERE entity_type = 'order' AND operation = 'insert'").fetchone()[0]
+    assert statuses >= {"pending", "paid", "delivered"}, statuses
+    assert captured == 60
+    assert_verifies(url)
+
+    again = run_cli("seed", "--if-empty", url=url)
+    assert again.returncode == 0 and "Not seeding: the database already has 2 tenant(s)" in again.stdout
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM orders.tb_order").fetchone()[0] == 60
+
+    # Without --if-empty it reuses the tenants and adds orders, numbered on from the last.
+    more = seed(url, "--tenants", "1", "--orders", "5")
+    assert more["tenants"][0]["orders"] == 35 and more["tenants"][0]["customers_created"] == 0
+    assert violations(url) == []
+
+
+def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
+    url = databases.create("seed_bulk")
+    report = seed(url, "--tenants", "3", "--orders", "9000", "--mode", "bulk")
+    assert report["mode"] == "bulk" and report["ledger"] == "one seed.bulk_load event per batch"
+    assert [t["orders"] for t in report["tenants"]] == [3000, 3000, 3000]
+    assert violations(url) == []
+    with psycopg.connect(url) as conn:
+        mix = dict(conn.execute("SELECT status, count(*) FROM orders.tb_order GROUP BY 1").fetchall())
+        loads = conn.execute("SELECT count(*), sum((new_data ->> 'orders')::int), min(new_data ->> 'firstIdentifier')"
+                             "  FROM audit.events WHERE operation = 'seed.bulk_load'").fetchone()
+        per_row = conn.execute("SELECT count(*) FROM audit.events WHERE entity_type = 'order'"
+                               " AND operation <> 'seed.bulk_load'").fetchone()[0]
+        span = conn.execute("SELECT max(created_at) - min(created_at) FROM orders.tb_order").fetchone()[0]
+    assert set(mix) == {"pending", "paid", "shipped", "delivered", "cancelled"}, mix
+    assert loads == (3, 9000, "ORD-000001"), "one honest ledger event per batch, naming what it loaded"
+    assert per_row == 0, "the bulk path wrote no per-row events"
+    assert span.days >= 360, "orders spread over the past year"
+    assert_verifies(url)
+
+    # The app functions continue the counters and the stock the bulk path left.
+    customer = app_call(url, "demo-2", "create_customer", {"name": "New Buyer", "email": "new@buyer.test"})
+    order = app_call(url, "demo-2", "create_order", {"customer": customer["identifier"],
+                                                     "items": [{"product": "SKU-0001", "quantity": 1}]})
+    assert (customer["status"], customer["identifier"]) == ("created", "CUS-000151")
+    assert (order["status"], order["identifier"]) == ("created", "ORD-003001")
+    paid = app_call(url, "demo-2", "process_payment", {"order": order["identifier"], "amount": order["object_data"]["totalAmount"],
+                                                       "method": "card", "version": 1})
+    assert paid["status"] == "updated"
+    assert violations(url) == []
+
+    # A second bulk run appends after the newest order, in time and in number.
+    more = seed(url, "--tenants", "1", "--orders", "6000", "--mode", "bulk")
+    assert more["tenants"][0]["orders"] == 9000
+    assert violations(url) == []
+
+
+def test_bulk_path_with_ledger_captures_every_row(databases):
+    url = databases.create("seed_ledger")
+    seed(url, "--tenants", "1", "--orders", "500", "--mode", "bulk", "--with-ledger")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT (SELECT count(*) FROM orders.tb_order) + (SELECT count(*) FROM orders.tb_order_item)"
+                            " + (SELECT count(*) FROM orders.tb_payment)").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM audit.events WHERE entity_type IN ('order', 'order_item', 'payment')"
+                              " AND operation = 'insert'").fetchone()[0]
+        loads = conn.execute("SELECT count(*) FROM audit.events WHERE operation = 'seed.bulk_load'").fetchone()[0]
+    assert events == rows and loads == 0
+    assert violations(url) == []
+    assert_verifies(url)
+
+
+def test_seed_refuses_logins_that_cannot_create_tenants_in_one_sentence(app_url: str):
+    result = run_cli("seed", "--orders", "10", url=app_url)
+    assert result.returncode == 2, result.stderr
+    assert "owner" in result.stderr and result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_refresh_rebuilds_revenue_from_paid_orders(databases, as_json: bool):
+    url = databases.create("refresh")
+    seed(url, "--tenants", "2", "--orders", "40")
+    result = run_cli("refresh", *(["--json"] if as_json else []), url=url)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(url) as conn:
+        expected = conn.execute("""
+            SELECT it.tenant_id, it.fk_product, sum(it.quantity), count(DISTINCT it.fk_order), sum(it.line_total)
+              FROM orders.tb_order_item AS it
+              JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
+             WHERE o.status IN ('paid', 'shipped', 'delivered')
+             GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+        projected = conn.execute("SELECT tenant_id, fk_product, units_sold, order_count, revenue"
+                                 "  FROM orders.tb_product_revenue ORDER BY 1, 2").fetchall()
+    assert projected == expected and expected
+    if as_json:
+        assert json.loads(result.stdout)["rows"] == len(expected)
+    else:
+        assert result.stdout.startswith(f"Refreshed revenue analytics: {len(expected)} product row(s) in ")
