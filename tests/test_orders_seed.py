@@ -117,9 +117,9 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
 
 def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
     url = databases.create("seed_bulk")
-    report = seed(url, "--tenants", "3", "--orders", "9000", "--mode", "bulk")
+    report = seed(url, "--tenants", "3", "--orders", "3600", "--mode", "bulk")
     assert report["mode"] == "bulk" and report["ledger"] == "one seed.bulk_load event per batch"
-    assert [t["orders"] for t in report["tenants"]] == [3000, 3000, 3000]
+    assert [t["orders"] for t in report["tenants"]] == [1200, 1200, 1200]
     assert violations(url) == []
     with psycopg.connect(url) as conn:
         mix = dict(conn.execute("SELECT status, count(*) FROM orders.tb_order GROUP BY 1").fetchall())
@@ -129,7 +129,7 @@ def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
                                " AND operation <> 'seed.bulk_load'").fetchone()[0]
         span = conn.execute("SELECT max(created_at) - min(created_at) FROM orders.tb_order").fetchone()[0]
     assert set(mix) == {"pending", "paid", "shipped", "delivered", "cancelled"}, mix
-    assert loads == (3, 9000, "ORD-000001"), "one honest ledger event per batch, naming what it loaded"
+    assert loads == (3, 3600, "ORD-000001"), "one honest ledger event per batch, naming what it loaded"
     assert per_row == 0, "the bulk path wrote no per-row events"
     assert span.days >= 360, "orders spread over the past year"
     assert_verifies(url)
@@ -138,16 +138,16 @@ def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
     customer = app_call(url, "demo-2", "create_customer", {"name": "New Buyer", "email": "new@buyer.test"})
     order = app_call(url, "demo-2", "create_order", {"customer": customer["identifier"],
                                                      "items": [{"product": "SKU-0001", "quantity": 1}]})
-    assert (customer["status"], customer["identifier"]) == ("created", "CUS-000151")
-    assert (order["status"], order["identifier"]) == ("created", "ORD-003001")
+    assert (customer["status"], customer["identifier"]) == ("created", "CUS-000061")
+    assert (order["status"], order["identifier"]) == ("created", "ORD-001201")
     paid = app_call(url, "demo-2", "process_payment", {"order": order["identifier"], "amount": order["object_data"]["totalAmount"],
                                                        "method": "card", "version": 1})
     assert paid["status"] == "updated"
     assert violations(url) == []
 
     # A second bulk run appends after the newest order, in time and in number.
-    more = seed(url, "--tenants", "1", "--orders", "6000", "--mode", "bulk")
-    assert more["tenants"][0]["orders"] == 9000
+    more = seed(url, "--tenants", "1", "--orders", "1500", "--mode", "bulk")
+    assert more["tenants"][0]["orders"] == 2700
     assert violations(url) == []
 
 
