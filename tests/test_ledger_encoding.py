@@ -44,6 +44,20 @@ def test_merkle_roots_match_rfc6962_reference_vectors_in_python_and_sql(conn):
             ledger.merkle_root(many[:size])
 
 
+def test_merkle_roots_of_many_groups_match_one_tree_per_group(conn):
+    import random
+
+    rng = random.Random(7)
+    groups = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(12)]
+    sizes = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 100]
+    leaves = {g: [hashlib.sha256(f"{g}{i}".encode()).digest() for i in range(n)] for g, n in zip(groups, sizes)}
+    flat = [(g, h) for g in groups for h in leaves[g]]
+    rows = conn.execute("SELECT group_id, leaf_count, root FROM audit.merkle_roots(%s::uuid[], %s::bytea[])",
+                        ([g for g, _ in flat], [h for _, h in flat])).fetchall()
+    assert rows == sorted((g, len(leaves[g]), ledger.merkle_root(leaves[g])) for g in groups)
+    assert conn.execute("SELECT count(*) FROM audit.merkle_roots('{}', '{}')").fetchone()[0] == 0
+
+
 # One event written out by hand from the definition in 10_encoding.sql. The jsonb texts are the
 # canonical forms PostgreSQL prints (keys shortest first, ", " and ": ", numbers as stored).
 VECTOR = {

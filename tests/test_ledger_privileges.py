@@ -28,6 +28,9 @@ AUDITOR_CALLS = {
     "audit.genesis_snapshot()": "SELECT audit.genesis_snapshot()",
     "audit.make_snapshot(xid8,xid8,xid8[])": "SELECT audit.make_snapshot('5', '9', '{6,7}')",
     "audit.merkle_root(bytea[])": "SELECT audit.merkle_root(array_agg(e.event_hash)) FROM audit.events AS e",
+    "audit.merkle_roots(uuid[],bytea[])":
+        "SELECT * FROM audit.merkle_roots((SELECT array_agg(tenant_id) FROM audit.events), "
+        "(SELECT array_agg(event_hash) FROM audit.events))",
     "audit.platform_tenant()": "SELECT audit.platform_tenant()",
     "audit.signing_key_ids()": "SELECT * FROM audit.signing_key_ids()",
     "audit.tenant_entry_hash(uuid,integer,bytea)":

@@ -115,9 +115,11 @@ def test_explicit_events_from_core(ledger_db):
             domain = conn.execute("SELECT audit.log_event('order.cancelled', 'order', %s, 'ORD-000042', %s)",
                                   (entity, json.dumps({"refund": 12.5}))).fetchone()[0]
         rows = events_of(conn, entity_id=entity)
-        for bad in ("Order.Cancelled", "noop!", ""):
-            with pytest.raises(psycopg.errors.CheckViolation):
+        for bad in ("Order.Cancelled", "noop!", "", None):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="lower-case dotted name"):
                 conn.execute("SELECT audit.log_event(%s, 'order', %s, 'ORD-1')", (bad, entity))
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="entity type"):
+            conn.execute("SELECT audit.log_event('noop', '', %s, 'ORD-1')", (entity,))
     assert [(r["id"], r["operation"], r["tenant_id"], r["actor_id"]) for r in rows] == [
         (noop, "noop", TENANTS[6], ACTOR), (domain, "order.cancelled", TENANTS[6], ACTOR)]
     assert rows[0]["metadata"] == {"reason": "already_cancelled"} and rows[1]["new_data"] == {"refund": 12.5}

@@ -205,7 +205,63 @@ $$;
 COMMENT ON FUNCTION audit.merkle_root(bytea[]) IS
     'RFC 6962 Merkle tree hash over leaf hashes in the given order (node = sha256(0x01 || left || right)).';
 
+/* Many Merkle trees at once: leaves tagged with their group (a tenant), in order within each
+   group. Every level of every group is computed by one query, so sealing or checking a block
+   of many tenants costs a query per level, not a call per tenant. Same trees as merkle_root(). */
+CREATE FUNCTION audit.merkle_roots(p_groups uuid[], p_leaf_hashes bytea[])
+    RETURNS TABLE (
+        group_id uuid,
+        leaf_count integer,
+        root bytea
+    )
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_groups uuid[];
+    v_hashes bytea[];
+    v_positions integer[];
+    v_widths integer[];
+BEGIN
+    SELECT pg_catalog.array_agg(x.g ORDER BY x.g, x.o), pg_catalog.array_agg(x.h ORDER BY x.g, x.o),
+           pg_catalog.array_agg(x.i ORDER BY x.g, x.o), pg_catalog.array_agg(x.n ORDER BY x.g, x.o)
+      INTO v_groups, v_hashes, v_positions, v_widths
+      FROM (SELECT u.g, u.h, u.o,
+                   (pg_catalog.row_number() OVER (PARTITION BY u.g ORDER BY u.o) - 1)::integer AS i,
+                   (pg_catalog.count(*) OVER (PARTITION BY u.g))::integer AS n
+              FROM ROWS FROM (pg_catalog.unnest(p_groups), pg_catalog.unnest(p_leaf_hashes))
+                   WITH ORDINALITY AS u (g, h, o)) AS x;
+    IF v_groups IS NULL THEN
+        RETURN;
+    END IF;
+    -- Pair neighbours level by level; an odd last node moves up unchanged (RFC 6962).
+    WHILE (SELECT pg_catalog.max(w) FROM pg_catalog.unnest(v_widths) AS w) > 1 LOOP
+        SELECT pg_catalog.array_agg(y.g ORDER BY y.g, y.i), pg_catalog.array_agg(y.h ORDER BY y.g, y.i),
+               pg_catalog.array_agg(y.i ORDER BY y.g, y.i), pg_catalog.array_agg(y.n ORDER BY y.g, y.i)
+          INTO v_groups, v_hashes, v_positions, v_widths
+          FROM (SELECT u.g, u.i / 2 AS i, (u.n + 1) / 2 AS n,
+                       CASE WHEN pg_catalog.count(*) = 2
+                            THEN pg_catalog.sha256(pg_catalog.decode('01', 'hex')
+                                                   || pg_catalog.string_agg(u.h, ''::bytea ORDER BY u.i))
+                            ELSE pg_catalog.string_agg(u.h, ''::bytea) END AS h
+                  FROM ROWS FROM (pg_catalog.unnest(v_groups), pg_catalog.unnest(v_hashes),
+                                  pg_catalog.unnest(v_positions), pg_catalog.unnest(v_widths)) AS u (g, h, i, n)
+                 GROUP BY u.g, u.i / 2, u.n) AS y;
+    END LOOP;
+    RETURN QUERY
+    SELECT r.g, c.n, r.h
+      FROM ROWS FROM (pg_catalog.unnest(v_groups), pg_catalog.unnest(v_hashes)) AS r (g, h)
+      JOIN (SELECT DISTINCT z.g, z.n
+              FROM (SELECT x.g, (pg_catalog.count(*) OVER (PARTITION BY x.g))::integer AS n
+                      FROM pg_catalog.unnest(p_groups) AS x (g)) AS z) AS c ON c.g = r.g
+     ORDER BY r.g;
+END
+$$;
+COMMENT ON FUNCTION audit.merkle_roots(uuid[], bytea[]) IS
+    'RFC 6962 Merkle roots of many groups of leaf hashes at once (leaves in order within their group), with each group''s leaf count.';
+
 GRANT EXECUTE ON FUNCTION audit.enc_fields(bytea[]), audit.enc_text(text), audit.enc_jsonb(jsonb),
     audit.event_encoding(audit.events), audit.event_hash(audit.events),
     audit.tenant_entry_hash(uuid, integer, bytea), audit.block_encoding(audit.blocks),
-    audit.block_hash(audit.blocks), audit.merkle_root(bytea[]) TO strata_auditor;
+    audit.block_hash(audit.blocks), audit.merkle_root(bytea[]), audit.merkle_roots(uuid[], bytea[]) TO strata_auditor;

@@ -49,45 +49,42 @@ CREATE FUNCTION audit.write_event(
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_id uuid;
+    v_event audit.events;
 BEGIN
-    -- One statement, so the hot path is one cached plan. The row is built once (its volatile
-    -- parts drawn once: pk_event is part of the hash, so it is taken from the sequence here),
-    -- then hashed and inserted. set_config returns what it sets: tx_seq counts this
-    -- transaction's events, and a correlation id is made when the caller set none.
-    INSERT INTO audit.events OVERRIDING SYSTEM VALUE
-    SELECT (x.e).pk_event, (x.e).id, (x.e).tenant_id, (x.e).encoding, (x.e).txid, (x.e).tx_seq, (x.e).occurred_at,
-           (x.e).actor_id, (x.e).correlation_id, (x.e).causation_id, (x.e).db_role, (x.e).login_role,
-           (x.e).source_table, (x.e).entity_type, (x.e).entity_id, (x.e).identifier, (x.e).operation,
-           (x.e).old_data, (x.e).new_data, (x.e).changed_fields, (x.e).metadata, audit.event_hash(x.e)
-      FROM (SELECT ROW(
-                pg_catalog.nextval('audit.events_pk_event_seq'::regclass),
-                core.uuid_v7(),
-                coalesce(p_tenant_id, audit.platform_tenant()),
-                1,
-                pg_catalog.pg_current_xact_id(),
-                pg_catalog.set_config('strata.audit_tx_seq',
-                    (coalesce(nullif(pg_catalog.current_setting('strata.audit_tx_seq', true), '')::integer, 0) + 1)::text,
-                    true)::integer,
-                pg_catalog.clock_timestamp(),
-                nullif(pg_catalog.current_setting('strata.actor_id', true), '')::uuid,
-                coalesce(nullif(pg_catalog.current_setting('strata.correlation_id', true), ''),
-                         pg_catalog.set_config('strata.correlation_id', core.uuid_v7()::text, true))::uuid,
-                nullif(pg_catalog.current_setting('strata.causation_id', true), '')::uuid,
-                current_user,
-                session_user,
-                p_source_table,
-                p_entity_type,
-                p_entity_id,
-                p_identifier,
-                p_operation,
-                p_old_data,
-                p_new_data,
-                p_changed_fields,
-                p_metadata,
-                NULL)::audit.events AS e) AS x
-    RETURNING id INTO v_id;
-    RETURN v_id;
+    -- The event is built in one expression and inserted by a statement with no expression of
+    -- its own: each INSERT statement compiles its expressions when it starts, so the hash is
+    -- kept out of it. pk_event is part of the hash, so it is drawn from the sequence here.
+    -- set_config returns what it sets: tx_seq counts this transaction's events, and a
+    -- correlation id is made when the caller set none.
+    v_event := ROW(
+        pg_catalog.nextval('audit.events_pk_event_seq'::regclass),
+        core.uuid_v7(),
+        coalesce(p_tenant_id, audit.platform_tenant()),
+        1,
+        pg_catalog.pg_current_xact_id(),
+        pg_catalog.set_config('strata.audit_tx_seq',
+            (coalesce(nullif(pg_catalog.current_setting('strata.audit_tx_seq', true), '')::integer, 0) + 1)::text,
+            true)::integer,
+        pg_catalog.clock_timestamp(),
+        nullif(pg_catalog.current_setting('strata.actor_id', true), '')::uuid,
+        coalesce(nullif(pg_catalog.current_setting('strata.correlation_id', true), ''),
+                 pg_catalog.set_config('strata.correlation_id', core.uuid_v7()::text, true))::uuid,
+        nullif(pg_catalog.current_setting('strata.causation_id', true), '')::uuid,
+        current_user,
+        session_user,
+        p_source_table,
+        p_entity_type,
+        p_entity_id,
+        p_identifier,
+        p_operation,
+        p_old_data,
+        p_new_data,
+        p_changed_fields,
+        p_metadata,
+        NULL)::audit.events;
+    v_event.event_hash := audit.event_hash(v_event);
+    INSERT INTO audit.events OVERRIDING SYSTEM VALUE VALUES (v_event.*);
+    RETURN v_event.id;
 END
 $$;
 COMMENT ON FUNCTION audit.write_event(uuid, text, text, uuid, text, text, jsonb, jsonb, text[], jsonb) IS
@@ -268,6 +265,14 @@ CREATE FUNCTION audit.log_event(
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF p_operation IS NULL OR p_operation !~ '^[a-z][a-z0-9_]*([.][a-z][a-z0-9_]*)*$' THEN
+        RAISE EXCEPTION 'audit.log_event: operation % is not a lower-case dotted name such as noop or order.cancelled',
+                        coalesce(pg_catalog.quote_literal(p_operation), 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    IF p_entity_type IS NULL OR p_entity_type = '' THEN
+        RAISE EXCEPTION 'audit.log_event: the entity type must not be empty' USING ERRCODE = '22023';
+    END IF;
     RETURN audit.write_event(
         nullif(pg_catalog.current_setting('strata.tenant_id', true), '')::uuid,
         NULL, p_entity_type, p_entity_id, p_identifier, p_operation, NULL, p_data, NULL, p_metadata);

@@ -113,6 +113,8 @@ DECLARE
     v_xip xid8[];
     v_cut xid8;
     v_hashes bytea[];
+    v_by_tenant uuid[];
+    v_tenant_hashes bytea[];
     v_tenants uuid[];
     v_counts integer[];
     v_roots bytea[];
@@ -162,21 +164,19 @@ BEGIN
     END IF;
 
     SELECT pg_catalog.count(*), pg_catalog.min(m.pk_event), pg_catalog.max(m.pk_event),
-           pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event)
-      INTO v_block.event_count, v_block.first_event, v_block.last_event, v_hashes
+           pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event),
+           pg_catalog.array_agg(m.tenant_id ORDER BY m.tenant_id, m.pk_event),
+           pg_catalog.array_agg(m.event_hash ORDER BY m.tenant_id, m.pk_event)
+      INTO v_block.event_count, v_block.first_event, v_block.last_event, v_hashes, v_by_tenant, v_tenant_hashes
       FROM audit.block_members(v_prev_snapshot, v_block.snapshot) AS m;
     IF v_block.event_count = 0 THEN
         RETURN NULL;
     END IF;
 
-    SELECT pg_catalog.array_agg(t.tenant_id ORDER BY t.tenant_id),
-           pg_catalog.array_agg(t.n ORDER BY t.tenant_id),
-           pg_catalog.array_agg(t.root ORDER BY t.tenant_id)
+    SELECT pg_catalog.array_agg(r.group_id ORDER BY r.group_id), pg_catalog.array_agg(r.leaf_count ORDER BY r.group_id),
+           pg_catalog.array_agg(r.root ORDER BY r.group_id)
       INTO v_tenants, v_counts, v_roots
-      FROM (SELECT m.tenant_id, pg_catalog.count(*)::integer AS n,
-                   audit.merkle_root(pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event)) AS root
-              FROM audit.block_members(v_prev_snapshot, v_block.snapshot) AS m
-             GROUP BY m.tenant_id) AS t;
+      FROM audit.merkle_roots(v_by_tenant, v_tenant_hashes) AS r;
 
     SELECT k.key_id, k.secret INTO v_block.key_id, v_secret
       FROM audit.signing_keys AS k

@@ -96,6 +96,8 @@ DECLARE
     v_tenant uuid;
     v_n bigint;
     v_stored bigint;
+    v_by_tenant uuid[];
+    v_tenant_hashes bytea[];
     -- tenant mode: the tenant's events grouped by block, in block order
     v_g_block bigint[];
     v_g_count bigint[];
@@ -162,8 +164,10 @@ BEGIN
         IF p_tenant IS NULL THEN
             SELECT pg_catalog.count(*), pg_catalog.min(m.pk_event), pg_catalog.max(m.pk_event),
                    audit.merkle_root(pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event)),
-                   pg_catalog.min(m.pk_event) FILTER (WHERE audit.event_hash(m) IS DISTINCT FROM m.event_hash)
-              INTO v_count, v_first, v_last, v_root, v_bad
+                   pg_catalog.min(m.pk_event) FILTER (WHERE audit.event_hash(m) IS DISTINCT FROM m.event_hash),
+                   pg_catalog.array_agg(m.tenant_id ORDER BY m.tenant_id, m.pk_event),
+                   pg_catalog.array_agg(m.event_hash ORDER BY m.tenant_id, m.pk_event)
+              INTO v_count, v_first, v_last, v_root, v_bad, v_by_tenant, v_tenant_hashes
               FROM audit.block_members(v_prev_snapshot, v_block.snapshot) AS m;
         ELSIF v_g <= pg_catalog.cardinality(v_g_block) AND v_g_block[v_g] = v_block.block_no THEN
             v_count := v_g_count[v_g];
@@ -229,11 +233,9 @@ BEGIN
             -- Each tenant's events against the block's tenant entries.
             SELECT coalesce(c.tenant_id, s.tenant_id), c.n, s.event_count
               INTO v_tenant, v_n, v_stored
-              FROM (SELECT m.tenant_id, pg_catalog.count(*) AS n,
-                           audit.merkle_root(pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event)) AS root
-                      FROM audit.block_members(v_prev_snapshot, v_block.snapshot) AS m
+              FROM (SELECT r.group_id AS tenant_id, r.leaf_count::bigint AS n, r.root
+                      FROM audit.merkle_roots(v_by_tenant, v_tenant_hashes) AS r
                      WHERE p_tenant IS NULL
-                     GROUP BY m.tenant_id
                     UNION ALL
                     SELECT p_tenant, v_count, v_root
                      WHERE p_tenant IS NOT NULL AND v_count > 0) AS c
