@@ -124,12 +124,15 @@ def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
     with psycopg.connect(url) as conn:
         mix = dict(conn.execute("SELECT status, count(*) FROM orders.tb_order GROUP BY 1").fetchall())
         loads = conn.execute("SELECT count(*), sum((new_data ->> 'orders')::int), min(new_data ->> 'firstIdentifier')"
-                             "  FROM audit.events WHERE operation = 'seed.bulk_load'").fetchone()
+                             "  FROM audit.events WHERE operation = 'seed.bulk_load' AND entity_type = 'order'").fetchone()
+        catalog = dict(conn.execute("SELECT entity_type, sum((new_data ->> 'count')::int) FROM audit.events"
+                                    " WHERE operation = 'seed.bulk_load' AND entity_type <> 'order' GROUP BY 1").fetchall())
         per_row = conn.execute("SELECT count(*) FROM audit.events WHERE entity_type = 'order'"
                                " AND operation <> 'seed.bulk_load'").fetchone()[0]
         span = conn.execute("SELECT max(created_at) - min(created_at) FROM orders.tb_order").fetchone()[0]
     assert set(mix) == {"pending", "paid", "shipped", "delivered", "cancelled"}, mix
     assert loads == (3, 3600, "ORD-000001"), "one honest ledger event per batch, naming what it loaded"
+    assert catalog == {"customer": 180, "product": 36}, catalog
     assert per_row == 0, "the bulk path wrote no per-row events"
     assert span.days >= 360, "orders spread over the past year"
     assert_verifies(url)

@@ -23,8 +23,8 @@ Two paths, chosen by size (`mode="auto"`) or by the caller:
   By default it also turns off triggers for its own session (`session_replication_role =
   replica`, which needs a superuser): no per-row ledger events, version stamping or
   foreign-key checks for the rows it generates (they are consistent by construction). The
-  ledger then gets one `seed.bulk_load` event per batch that says what was loaded, with the
-  identifier range, so the ledger stays verifiable and says honestly that these rows were
+  ledger then gets one `seed.bulk_load` event per batch of orders (and one for the customers
+  and one for the products it creates) that says what was loaded, with the identifier range, so the ledger stays verifiable and says honestly that these rows were
   bulk-loaded rather than captured one by one. `with_ledger=True` keeps every trigger on:
   each row is captured like any other write (about three times slower, no superuser needed).
   Orders loaded this way have no per-order history in `app.order_history`.
@@ -563,6 +563,13 @@ UPDATE orders.tb_product AS p
 """
 
 
+def _log_bulk_load(cur: psycopg.Cursor, entity: str, data: dict) -> None:
+    """The ledger's record of rows loaded without per-row capture (what, how many, which)."""
+    cur.execute("SELECT audit.log_event('seed.bulk_load', %s, NULL, NULL, %s, %s)",
+                (entity, json.dumps(data), json.dumps({"source": "strata seed", "capture": "off",
+                                                       "note": "bulk-loaded rows; no per-row events"})))
+
+
 def _seed_tenant_bulk(url: str, tenant: TenantSeed, progress: Progress, with_ledger: bool) -> None:
     n_customers, n_products = catalog_size(tenant.orders_planned)
     salt = zlib.crc32(tenant.slug.encode()) * 100  # each tenant its own, repeatable, mix
@@ -604,6 +611,11 @@ def _seed_tenant_bulk(url: str, tenant: TenantSeed, progress: Progress, with_led
                                     "skus": [p["sku"] for p in catalog], "names": [p["name"] for p in catalog],
                                     "prices": [p["price"] for p in catalog]})
         tenant.products_created = cur.rowcount
+        if not with_ledger:
+            cur.execute("SET LOCAL session_replication_role = origin")
+            for entity, count in (("customer", tenant.customers_created), ("product", tenant.products_created)):
+                if count:
+                    _log_bulk_load(cur, entity, {"count": count})
         conn.commit()
 
         k = 0
@@ -638,13 +650,9 @@ def _seed_tenant_bulk(url: str, tenant: TenantSeed, progress: Progress, with_led
                                      "stock": json.dumps(done["stock"])})
             if not with_ledger:
                 cur.execute("SET LOCAL session_replication_role = origin")
-                cur.execute(
-                    "SELECT audit.log_event('seed.bulk_load', 'order', NULL, NULL, %s, %s)",
-                    (json.dumps({"orders": done["orders"], "items": done["items"], "payments": done["payments"],
-                                 "firstIdentifier": done["first_identifier"],
-                                 "lastIdentifier": done["last_identifier"]}),
-                     json.dumps({"source": "strata seed", "capture": "off",
-                                 "note": "bulk-loaded rows; no per-row events"})))
+                _log_bulk_load(cur, "order", {"orders": done["orders"], "items": done["items"], "payments": done["payments"],
+                                              "firstIdentifier": done["first_identifier"],
+                                              "lastIdentifier": done["last_identifier"]})
             conn.commit()
             k += count
             tenant.orders_created += done["orders"]
