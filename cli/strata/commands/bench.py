@@ -30,9 +30,10 @@ def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | N
           clients: int, keep: bool, as_json: bool) -> None:
     """Measure Strata on the connected server, in a scratch database it creates and drops.
 
-    Scenarios: """ + "; ".join(f"{s.name} ({s.summary})" for s in SCENARIOS.values()) + """.
-    Each is pgbench custom scripts and timed runs on this machine; goals are printed next to
-    the numbers. Needs CREATEDB on the server. Exits 1 if a goal is missed.
+    Each scenario (see --scenario) runs pgbench custom scripts and timed runs on this machine
+    and prints its numbers next to their goals: ledger (audited writes against plain ones,
+    commit-to-seal time, `strata audit verify` speed), orders (one-call app functions against
+    an ORM-style client). Needs CREATEDB on the server. Exits 1 if a goal is missed.
     """
     pgbench = find_bindir() / "pgbench"
     if not pgbench.exists():
