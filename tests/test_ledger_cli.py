@@ -60,7 +60,7 @@ def test_seal_reports_what_it_sealed(ledger):
         with conn.transaction():
             write(conn, TENANTS[0], "cli-seal")
     first = run_cli("audit", "seal", url=ledger.url)
-    assert first.returncode == 0 and first.stdout.startswith("Sealed 1 events into 1 block(s)"), first.stdout
+    assert first.returncode == 0 and first.stdout.startswith("Sealed 1 event into 1 block; the newest block is 4."), first.stdout
     second = run_cli("audit", "seal", "--json", url=ledger.url)
     assert second.returncode == 0 and json.loads(second.stdout)["blocks"] == 0
 

@@ -67,7 +67,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION audit.unsealed() IS 'How many committed events no block holds yet, and the age of the oldest.';
 
-CREATE FUNCTION audit.verify(p_tenant uuid DEFAULT NULL)
+CREATE FUNCTION audit.verify(tenant uuid DEFAULT NULL)
     RETURNS TABLE (
         ok boolean,
         blocks bigint,
@@ -82,6 +82,7 @@ CREATE FUNCTION audit.verify(p_tenant uuid DEFAULT NULL)
     STABLE
     LANGUAGE plpgsql
 AS $$
+-- The parameter is named tenant, as SPEC §3.4 writes the signature; it is always qualified here.
 DECLARE
     v_block audit.blocks;
     v_prev_snapshot pg_snapshot := audit.genesis_snapshot();
@@ -112,7 +113,7 @@ BEGIN
     events := 0;
     SELECT u.events, u.oldest_age INTO unsealed, unsealed_age FROM audit.unsealed() AS u;
 
-    IF p_tenant IS NOT NULL THEN
+    IF verify.tenant IS NOT NULL THEN
         SELECT pg_catalog.array_agg(g.blk ORDER BY g.blk), pg_catalog.array_agg(g.n ORDER BY g.blk),
                pg_catalog.array_agg(g.first ORDER BY g.blk), pg_catalog.array_agg(g.last ORDER BY g.blk),
                pg_catalog.array_agg(g.root ORDER BY g.blk), pg_catalog.array_agg(g.bad ORDER BY g.blk)
@@ -124,7 +125,7 @@ BEGIN
                   FROM (SELECT e.pk_event, e.event_hash, audit.event_block(e.txid) AS blk,
                                audit.event_hash(e) IS DISTINCT FROM e.event_hash AS bad
                           FROM audit.events AS e
-                         WHERE e.tenant_id = p_tenant) AS x
+                         WHERE e.tenant_id = verify.tenant) AS x
                  WHERE x.blk IS NOT NULL
                  GROUP BY x.blk) AS g;
         v_g_block := coalesce(v_g_block, '{}');
@@ -161,7 +162,7 @@ BEGIN
             RETURN;
         END IF;
 
-        IF p_tenant IS NULL THEN
+        IF verify.tenant IS NULL THEN
             SELECT pg_catalog.count(*), pg_catalog.min(m.pk_event), pg_catalog.max(m.pk_event),
                    audit.merkle_root(pg_catalog.array_agg(m.event_hash ORDER BY m.pk_event)),
                    pg_catalog.min(m.pk_event) FILTER (WHERE audit.event_hash(m) IS DISTINCT FROM m.event_hash),
@@ -185,7 +186,7 @@ BEGIN
             bad_event := v_bad;
             problem := pg_catalog.format('event %s in block %s was altered: its hash does not match its columns',
                                          v_bad, v_block.block_no);
-        ELSIF p_tenant IS NULL AND v_count <> v_block.event_count THEN
+        ELSIF verify.tenant IS NULL AND v_count <> v_block.event_count THEN
             -- Name the event when it stands out: outside the block's range, or a repeated or
             -- missing position within its transaction.
             SELECT m.pk_event INTO bad_event
@@ -222,10 +223,10 @@ BEGIN
                     'block %s holds %s events but was sealed with %s: events were deleted',
                     v_block.block_no, v_count, v_block.event_count));
             END IF;
-        ELSIF p_tenant IS NULL AND (v_first <> v_block.first_event OR v_last <> v_block.last_event) THEN
+        ELSIF verify.tenant IS NULL AND (v_first <> v_block.first_event OR v_last <> v_block.last_event) THEN
             problem := pg_catalog.format('block %s''s events span %s..%s but it was sealed over %s..%s',
                                          v_block.block_no, v_first, v_last, v_block.first_event, v_block.last_event);
-        ELSIF p_tenant IS NULL AND v_root IS DISTINCT FROM v_block.events_root THEN
+        ELSIF verify.tenant IS NULL AND v_root IS DISTINCT FROM v_block.events_root THEN
             problem := pg_catalog.format('block %s''s events do not match its Merkle root: events were changed, swapped or replaced',
                                          v_block.block_no);
         END IF;
@@ -235,14 +236,14 @@ BEGIN
               INTO v_tenant, v_n, v_stored
               FROM (SELECT r.group_id AS tenant_id, r.leaf_count::bigint AS n, r.root
                       FROM audit.merkle_roots(v_by_tenant, v_tenant_hashes) AS r
-                     WHERE p_tenant IS NULL
+                     WHERE verify.tenant IS NULL
                     UNION ALL
-                    SELECT p_tenant, v_count, v_root
-                     WHERE p_tenant IS NOT NULL AND v_count > 0) AS c
+                    SELECT verify.tenant, v_count, v_root
+                     WHERE verify.tenant IS NOT NULL AND v_count > 0) AS c
               FULL JOIN (SELECT t.tenant_id, t.event_count, t.root
                            FROM audit.block_tenants AS t
                           WHERE t.block_no = v_block.block_no
-                            AND (p_tenant IS NULL OR t.tenant_id = p_tenant)) AS s
+                            AND (verify.tenant IS NULL OR t.tenant_id = verify.tenant)) AS s
                 ON s.tenant_id = c.tenant_id
              WHERE c.n IS DISTINCT FROM s.event_count OR c.root IS DISTINCT FROM s.root
              ORDER BY 1
@@ -281,7 +282,7 @@ BEGIN
      WHERE (e.txid >= pg_catalog.pg_snapshot_xmax(v_prev_snapshot)
             OR e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(v_prev_snapshot))))
        AND NOT pg_catalog.pg_visible_in_snapshot(e.txid, v_prev_snapshot)
-       AND (p_tenant IS NULL OR e.tenant_id = p_tenant)
+       AND (verify.tenant IS NULL OR e.tenant_id = verify.tenant)
        AND audit.event_hash(e) IS DISTINCT FROM e.event_hash;
     IF bad_event IS NOT NULL THEN
         ok := false;

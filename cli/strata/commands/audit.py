@@ -52,6 +52,10 @@ def resolve_tenant(conn: psycopg.Connection, value: str | None) -> UUID | None:
     raise ConfigurationError(f"--tenant {value!r} is not a tenant id (a UUID), and this login cannot look up slugs.")
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -65,7 +69,7 @@ def _age(seconds: float | None) -> str:
 def _print_report(report: ledger.Report) -> None:
     if report.ok:
         rate = f", {report.events / report.seconds:,.0f} events/s" if report.seconds > 0 and report.events else ""
-        say(f"Ledger verified ({report.scope}): {report.blocks} blocks, {report.events:,} events "
+        say(f"Ledger verified ({report.scope}): {_count(report.blocks, 'block')}, {_count(report.events, 'event')} "
             f"in {report.seconds:.2f} s{rate}.")
     else:
         p = report.problem
@@ -75,7 +79,7 @@ def _print_report(report: ledger.Report) -> None:
         say(f"Ledger FAILED ({report.scope}){': ' + where if where else ''}.")
         say(f"  {p.message}.")
         if report.blocks:
-            say(f"  Blocks 1-{report.blocks} ({report.events:,} events) verified before it.")
+            say(f"  Blocks 1-{report.blocks} ({_count(report.events, 'event')}) verified before it.")
     if report.signatures == "verified":
         say("Signatures: checked here with the signing keys.")
     else:
@@ -85,7 +89,8 @@ def _print_report(report: ledger.Report) -> None:
         say(f"Checkpoint: {report.checkpoint}.")
     if report.ok:
         if report.unsealed:
-            say(f"Unsealed: {report.unsealed:,} events wait for a block, the oldest for {_age(report.unsealed_age_seconds)}.")
+            say(f"Unsealed: {_count(report.unsealed, 'event')} waiting for a block, the oldest for "
+                f"{_age(report.unsealed_age_seconds)}.")
         else:
             say("Unsealed: none.")
 
@@ -139,7 +144,8 @@ def seal(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json(row)
     elif row["blocks"]:
-        say(f"Sealed {row['events']:,} events into {row['blocks']} block(s); the newest block is {row['last_block']}.")
+        say(f"Sealed {_count(row['events'], 'event')} into {_count(row['blocks'], 'block')}; "
+            f"the newest block is {row['last_block']}.")
     else:
         newest = f"the newest block is {row['last_block']}" if row["last_block"] else "there is no block yet"
         say(f"Nothing to seal: {newest}.")
