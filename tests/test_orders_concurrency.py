@@ -12,10 +12,22 @@ from collections import Counter
 from collections.abc import Callable
 
 import psycopg
+import pytest
 
-from conftest import run_cli
+from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
 
 CLIENTS = 20
+
+
+@pytest.fixture(scope="module")
+def db_url(databases) -> str:
+    """This module's own database, so its tenants and users never meet other tests' counts."""
+    return databases.create("orders_race")
+
+
+@pytest.fixture(scope="module")
+def app_url(db_url: str) -> str:
+    return url_for(db_url, psycopg.conninfo.conninfo_to_dict(db_url)["dbname"], user=APP_LOGIN, password=TEST_PASSWORD)
 
 
 def _tenant(db_url: str, prefix: str) -> tuple[str, str]:

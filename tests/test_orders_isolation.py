@@ -11,7 +11,20 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from conftest import APP_LOGIN, TEST_PASSWORD, url_for
+
 SKU_A, SKU_B = "A-ONLY", "B-ONLY"
+
+
+@pytest.fixture(scope="module")
+def db_url(databases) -> str:
+    """This module's own database, so its tenants and users never meet other tests' counts."""
+    return databases.create("orders_iso")
+
+
+@pytest.fixture(scope="module")
+def app_url(db_url: str) -> str:
+    return url_for(db_url, psycopg.conninfo.conninfo_to_dict(db_url)["dbname"], user=APP_LOGIN, password=TEST_PASSWORD)
 
 
 def _as(conn: psycopg.Connection, slug: str, admin: str, function: str, payload: dict) -> dict:
