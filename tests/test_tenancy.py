@@ -58,7 +58,8 @@ def test_concurrent_user_creation_keeps_identifiers_unique_and_gapless(db_url: s
     assert len(created) == len(set(created)), "identifiers are unique"
     expected = {f"USR-{n:06d}" for n in range(2, 2 + len(created))}
     assert set(created) == expected, "identifiers are gapless (USR-000001 is the admin)"
-    with psycopg.connect(db_url) as conn:
+    # Counted as the application login: a superuser would bypass RLS and see every tenant.
+    with psycopg.connect(app_url) as conn:
         conn.execute("SELECT app.set_context(%s, 'root@load.test')", (slug,))
         count = conn.execute("SELECT count(*) FROM app.v_users").fetchone()[0]
     assert count == len(created) + 1, "no user lost"
