@@ -316,6 +316,34 @@ END
 $$;
 COMMENT ON FUNCTION core.lock_order(text) IS 'Finds an order by id or identifier and locks it for update (NULL when not found).';
 
+CREATE TYPE core.locked_order AS (
+    order_row orders.tb_order,
+    refusal   app.mutation_result
+);
+COMMENT ON TYPE core.locked_order IS 'An order locked for a change, or the refusal to return instead.';
+
+CREATE FUNCTION core.lock_order_at_version(p_order text, p_version integer)
+    RETURNS core.locked_order
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- The common start of a change to an order: find and lock it (not_found:order otherwise) and,
+-- when the caller names the version it saw, refuse a stale one (conflict:stale_version).
+DECLARE
+    v_order orders.tb_order := core.lock_order(p_order);
+BEGIN
+    IF v_order.pk_order IS NULL THEN
+        RETURN ROW(NULL, core.not_found('order', p_order))::core.locked_order;
+    END IF;
+    IF p_version IS NOT NULL AND p_version <> v_order.version THEN
+        RETURN ROW(v_order, core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version))::core.locked_order;
+    END IF;
+    RETURN ROW(v_order, NULL)::core.locked_order;
+END
+$$;
+COMMENT ON FUNCTION core.lock_order_at_version(text, integer) IS
+    'Finds and locks an order, refusing with not_found:order or conflict:stale_version (when a version is given).';
+
 CREATE FUNCTION core.release_stock(p_order bigint, p_shipped boolean)
     RETURNS void
     VOLATILE
@@ -350,6 +378,7 @@ CREATE FUNCTION core.add_order_item(p_order text, p_product text, p_quantity int
 AS $$
 DECLARE
     v_tenant  uuid := core.current_tenant_id();
+    v_lock    core.locked_order;
     v_order   orders.tb_order;
     v_product record;
     v_short   jsonb;
@@ -359,13 +388,11 @@ BEGIN
     IF NOT core.has_permission('orders.create') THEN
         RETURN core.forbidden('orders.create', 'order');
     END IF;
-    v_order := core.lock_order(p_order);
-    IF v_order.pk_order IS NULL THEN
-        RETURN core.not_found('order', p_order);
+    v_lock := core.lock_order_at_version(p_order, p_version);
+    IF (v_lock.refusal).status IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    IF p_version IS NOT NULL AND p_version <> v_order.version THEN
-        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
-    END IF;
+    v_order := v_lock.order_row;
     IF v_order.status <> 'pending' THEN
         RETURN core.result_refused('conflict:invalid_transition',
                                    pg_catalog.format('Items can be added to pending orders only; %s is %s.', v_order.identifier, v_order.status),
@@ -415,6 +442,7 @@ CREATE FUNCTION core.process_payment(p_order text, p_amount numeric, p_method te
     LANGUAGE plpgsql
 AS $$
 DECLARE
+    v_lock    core.locked_order;
     v_order  orders.tb_order;
     v_before jsonb;
     v_after  jsonb;
@@ -422,15 +450,13 @@ BEGIN
     IF NOT core.has_permission('orders.pay') THEN
         RETURN core.forbidden('orders.pay', 'order');
     END IF;
-    v_order := core.lock_order(p_order);
-    IF v_order.pk_order IS NULL THEN
-        RETURN core.not_found('order', p_order);
-    END IF;
     -- The version is checked first: of two payments made from the same read, one wins and the
     -- other learns it was stale, rather than being told the order is already paid.
-    IF p_version <> v_order.version THEN
-        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    v_lock := core.lock_order_at_version(p_order, p_version);
+    IF (v_lock.refusal).status IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
+    v_order := v_lock.order_row;
     IF v_order.status IN ('paid', 'shipped', 'delivered') THEN
         RETURN core.result_noop('already_paid', 'order', v_order.id, v_order.identifier, v_order.version,
                                 core.order_data(v_order.id));
@@ -470,6 +496,7 @@ CREATE FUNCTION core.cancel_order(p_order text, p_reason text, p_version integer
     LANGUAGE plpgsql
 AS $$
 DECLARE
+    v_lock    core.locked_order;
     v_order  orders.tb_order;
     v_refund numeric;
     v_before jsonb;
@@ -478,13 +505,11 @@ BEGIN
     IF NOT core.has_permission('orders.cancel') THEN
         RETURN core.forbidden('orders.cancel', 'order');
     END IF;
-    v_order := core.lock_order(p_order);
-    IF v_order.pk_order IS NULL THEN
-        RETURN core.not_found('order', p_order);
+    v_lock := core.lock_order_at_version(p_order, p_version);
+    IF (v_lock.refusal).status IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    IF p_version IS NOT NULL AND p_version <> v_order.version THEN
-        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
-    END IF;
+    v_order := v_lock.order_row;
     IF v_order.status = 'cancelled' THEN
         RETURN core.result_noop('already_cancelled', 'order', v_order.id, v_order.identifier, v_order.version,
                                 core.order_data(v_order.id));
