@@ -24,10 +24,13 @@ SCENARIOS = load_scenarios()
 @click.option("--clients", type=click.IntRange(min=1, max=64), default=8, show_default=True,
               help="pgbench clients.")
 @click.option("--keep", is_flag=True, help="Keep the scratch database instead of dropping it.")
+@click.option("--link-rtt", type=click.FloatRange(min=0, max=100), default=0.5, show_default=True, metavar="MS",
+              help="orders: also measure through a relay adding this round-trip time, as from an application "
+                   "host to its database; the goals apply there. 0: localhost only, goals apply there.")
 @option_json
 @pass_context
 def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | None, events: int | None,
-          clients: int, keep: bool, as_json: bool) -> None:
+          clients: int, keep: bool, link_rtt: float, as_json: bool) -> None:
     """Measure Strata on the connected server, in a scratch database it creates and drops.
 
     Each scenario (see --scenario) runs pgbench custom scripts and timed runs on this machine
@@ -38,7 +41,8 @@ def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | N
     pgbench = find_bindir() / "pgbench"
     if not pgbench.exists():
         raise ConfigurationError(f"pgbench is not installed next to the server binaries ({pgbench}).")
-    options = Options(quick=quick, duration=duration, events=events, clients=clients, keep=keep)
+    options = Options(quick=quick, duration=duration, events=events, clients=clients, keep=keep,
+                      link_rtt=link_rtt / 1000)
     results, errors = {}, {}
     for name in names or sorted(SCENARIOS):
         scenario = SCENARIOS[name]
