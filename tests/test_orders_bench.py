@@ -6,13 +6,15 @@ so only their presence and sanity are checked: benchmarks are not timed tests.""
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 import pytest
 
 from conftest import run_cli
 from strata import seed as seeding
-from strata.bench import SCENARIOS, load_scenarios
+from strata.bench import SCENARIOS, Bench, load_scenarios
+from strata.bench.link import DelayedLink
 from strata.bench.orders import ADMIN, PUBLISHED, TENANT, OrmClient, Refused, StrataClient
 
 
@@ -22,13 +24,37 @@ def test_quick_orders_bench_reports_every_ratio(admin_url: str):
     report = json.loads(result.stdout)
     assert report["errors"] == {}
     metrics = {m["name"]: m for m in report["scenarios"]["orders"]}
+    localhost = metrics["orders: one round trip (SELECT 1), localhost"]["value"]
+    link = metrics["orders: one round trip (SELECT 1), +0.5 ms link"]["value"]
+    assert link - localhost > 300, f"the link adds about 0.5 ms to a round trip: {localhost} µs, then {link} µs"
     for name, published in PUBLISHED.items():
-        ratio = metrics[f"orders: {name}, Strata ÷ ORM"]
-        assert ratio["value"] > 0 and ratio["goal"] == f">= {published}" and f"published {published}×" in ratio["detail"]
-        assert metrics[f"orders: {name}, Strata ÷ ORM with eager loading"]["value"] > 0
+        judged = metrics[f"orders: {name}, Strata ÷ ORM, +0.5 ms link"]
+        assert judged["value"] > 0 and judged["goal"] == f">= {published}" and f"published {published}×" in judged["detail"]
+        assert "with eager loading" in judged["detail"]
+        assert metrics[f"orders: {name}, Strata ÷ ORM, localhost"]["goal"] == ""
     for name in ("create order", "process payment", "cancel order"):
-        assert "ledger events per operation" in metrics[f"orders: {name}, Strata ÷ ORM"]["detail"]
+        assert "ledger events per operation" in metrics[f"orders: {name}, Strata ÷ ORM, +0.5 ms link"]["detail"]
     assert "strata: running scenario orders" in result.stderr
+
+
+def test_the_delayed_link_adds_its_round_trip_and_passes_bytes_intact(databases):
+    url = databases.create("link")
+    bench = Bench.__new__(Bench)  # only its URL helpers: the scratch database is the test's own
+    bench.url = url
+
+    def select_1(conn) -> float:
+        started = time.perf_counter()
+        for _ in range(20):
+            conn.execute("SELECT 1")
+        return (time.perf_counter() - started) / 20
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        direct = select_1(conn)
+    with DelayedLink(bench.upstream(), 0.004) as port, psycopg.connect(bench.url_through(port), autocommit=True) as conn:
+        delayed = select_1(conn)
+        payload = conn.execute("SELECT string_agg(md5(g::text), '') FROM generate_series(1, 20000) AS g").fetchone()[0]
+    assert delayed - direct >= 0.004, "every round trip waits 2 ms each way"
+    assert len(payload) == 20000 * 32 and payload.startswith("c4ca4238a0b923820dcc509a6f75849b")
 
 
 def test_the_scenario_registers_itself():
