@@ -18,19 +18,68 @@ END
 $$;
 COMMENT ON FUNCTION core.order_data(uuid) IS 'An order of the tenant in context as app.v_order_details renders it.';
 
+/* Static resolvers for the three references every order command takes. core.resolve is the
+   one resolver and stays the authority (retired identifiers, any table), but its dynamic SQL
+   is planned on every call (about 35 µs); these look up current ids and identifiers with
+   plans the session keeps and hand anything else to core.resolve. */
+
+CREATE FUNCTION core.resolve_customer(p_ref text, OUT pk bigint, OUT id uuid, OUT identifier text)
+    STABLE
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF core.is_uuid(p_ref) THEN
+        SELECT c.pk_customer, c.id, c.identifier INTO pk, id, identifier
+          FROM orders.tb_customer AS c WHERE c.tenant_id = core.current_tenant_id() AND c.id = p_ref::uuid;
+    ELSE
+        SELECT c.pk_customer, c.id, c.identifier INTO pk, id, identifier
+          FROM orders.tb_customer AS c WHERE c.tenant_id = core.current_tenant_id() AND c.identifier = p_ref;
+    END IF;
+    IF pk IS NULL THEN
+        SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_customer', p_ref) AS r;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION core.resolve_customer(text) IS 'Finds a customer of the tenant in context by id or identifier (core.resolve, faster).';
+
+CREATE FUNCTION core.resolve_order(p_ref text, OUT pk bigint, OUT id uuid, OUT identifier text)
+    STABLE
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF core.is_uuid(p_ref) THEN
+        SELECT o.pk_order, o.id, o.identifier INTO pk, id, identifier
+          FROM orders.tb_order AS o WHERE o.tenant_id = core.current_tenant_id() AND o.id = p_ref::uuid;
+    ELSE
+        SELECT o.pk_order, o.id, o.identifier INTO pk, id, identifier
+          FROM orders.tb_order AS o WHERE o.tenant_id = core.current_tenant_id() AND o.identifier = p_ref;
+    END IF;
+    IF pk IS NULL THEN
+        SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_order', p_ref) AS r;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION core.resolve_order(text) IS 'Finds an order of the tenant in context by id or identifier (core.resolve, faster).';
+
 CREATE FUNCTION core.resolve_product(p_ref text, OUT pk bigint, OUT id uuid, OUT identifier text)
     STABLE
     LANGUAGE plpgsql
 AS $$
 -- SKUs are stored upper-case, and people type them in any case.
 BEGIN
-    SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_product', p_ref) AS r;
-    IF pk IS NULL AND p_ref <> pg_catalog.upper(p_ref) THEN
-        SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_product', pg_catalog.upper(p_ref)) AS r;
+    IF core.is_uuid(p_ref) THEN
+        SELECT p.pk_product, p.id, p.identifier INTO pk, id, identifier
+          FROM orders.tb_product AS p WHERE p.tenant_id = core.current_tenant_id() AND p.id = p_ref::uuid;
+    ELSE
+        SELECT p.pk_product, p.id, p.identifier INTO pk, id, identifier
+          FROM orders.tb_product AS p WHERE p.tenant_id = core.current_tenant_id() AND p.identifier = pg_catalog.upper(p_ref);
+    END IF;
+    IF pk IS NULL THEN
+        SELECT r.pk, r.id, r.identifier INTO pk, id, identifier FROM core.resolve('orders.tb_product', p_ref) AS r;
     END IF;
 END
 $$;
-COMMENT ON FUNCTION core.resolve_product(text) IS 'Finds a product of the tenant in context by id or SKU, in any case.';
+COMMENT ON FUNCTION core.resolve_product(text) IS 'Finds a product of the tenant in context by id or SKU, in any case (core.resolve, faster).';
 
 CREATE FUNCTION core.not_found(p_entity text, p_ref text)
     RETURNS app.mutation_result
@@ -233,7 +282,7 @@ BEGIN
                                     core.order_data(v_existing.id), 'This idempotency key already created an order.');
         END IF;
     END IF;
-    v_customer := core.resolve('orders.tb_customer', p_customer);
+    v_customer := core.resolve_customer(p_customer);
     IF v_customer.pk IS NULL THEN
         RETURN core.not_found('customer', p_customer);
     END IF;
@@ -302,7 +351,7 @@ CREATE FUNCTION core.lock_order(p_order text)
 AS $$
 -- The order of the tenant in context, locked for update; NULL when there is none.
 DECLARE
-    v_ref record := core.resolve('orders.tb_order', p_order);
+    v_ref record := core.resolve_order(p_order);
     v_row orders.tb_order;
 BEGIN
     IF v_ref.pk IS NULL THEN

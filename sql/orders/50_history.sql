@@ -24,7 +24,7 @@ CREATE FUNCTION app.order_history("order" text)
 AS $$
 DECLARE
     v_tenant uuid := core.current_tenant_id();
-    v_order  record := core.resolve('orders.tb_order', order_history."order");
+    v_order  record := core.resolve_order(order_history."order");
     v_parts  uuid[];
 BEGIN
     IF v_order.pk IS NULL THEN

@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(95);
+SELECT plan(100);
 
 DO $$
 BEGIN
@@ -166,5 +166,15 @@ SELECT isnt_empty($$SELECT 1 FROM audit.events WHERE operation = 'order.cancelle
                   'the cancellation is a domain event with its reason');
 SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 4,
           'each order NOOP left exactly one noop event');
+
+-- The static resolvers answer as core.resolve does: by identifier, by id, SKU in any case, a
+-- retired identifier through core.resolve, nothing for an unknown reference.
+SELECT is((core.resolve_order('ORD-000001')).id, (core.resolve('orders.tb_order', 'ORD-000001')).id, 'resolve_order: by identifier');
+SELECT is((core.resolve_order((SELECT id::text FROM orders.tb_order WHERE identifier = 'ORD-000001' AND tenant_id = core.current_tenant_id()))).identifier,
+          'ORD-000001', 'resolve_order: by id');
+SELECT is((core.resolve_product('widget-1')).identifier, 'WIDGET-1', 'resolve_product: a SKU in any case');
+UPDATE orders.tb_customer SET identifier = 'CUS-RENAMED' WHERE identifier = 'CUS-000002' AND tenant_id = core.current_tenant_id();
+SELECT is((core.resolve_customer('CUS-000002')).identifier, 'CUS-RENAMED', 'resolve_customer: a retired identifier still resolves');
+SELECT is((core.resolve_customer('CUS-999999')).pk, NULL, 'resolve_customer: unknown is NULL');
 SELECT * FROM finish();
 ROLLBACK;

@@ -127,23 +127,24 @@ class DelayedLink:
             self._process = None
 
     @classmethod
-    def calibrated(cls, upstream: Upstream, round_trip: float, measure: Callable[[int], float],
-                   baseline: float) -> tuple[DelayedLink, int, float]:
-        """A started link whose measured round trip is `baseline + round_trip` (within 3%), so the
-        relay's own cost counts as part of the delay asked for. measure(port) times one round
-        trip through the link. Returns the link (to close), its port and the measured round trip."""
+    def calibrated(cls, upstream: Upstream, round_trip: float,
+                   measure: Callable[[int | None], float]) -> tuple[DelayedLink, int]:
+        """A started link whose round trip is `round_trip` longer than a direct one (within 3%),
+        so the relay's own cost counts as part of the delay asked for. measure(port) times one
+        round trip through the link on that port, measure(None) one without it; both are taken
+        at each attempt, so the machine's load at that moment is in both. Returns the link (for
+        __exit__) and its port."""
         delay = round_trip
-        for attempt in range(4):
+        for attempt in range(5):
             link = cls(upstream, delay)
             port = link.__enter__()
             try:
-                measured = measure(port)
+                error = measure(port) - measure(None) - round_trip
             except BaseException:
                 link.__exit__()
                 raise
-            error = measured - baseline - round_trip
-            if abs(error) <= 0.03 * round_trip or attempt == 3 or delay == 0:
-                return link, port, measured
+            if abs(error) <= 0.03 * round_trip or attempt == 4 or delay == 0:
+                return link, port
             link.__exit__()
             delay = max(0.0, delay - error)
         raise AssertionError("unreachable")
