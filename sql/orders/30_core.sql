@@ -493,7 +493,6 @@ AS $$
 DECLARE
     v_lock    core.locked_order;
     v_order  orders.tb_order;
-    v_before jsonb;
     v_after  jsonb;
 BEGIN
     IF NOT core.has_permission('orders.pay') THEN
@@ -522,7 +521,6 @@ BEGIN
                                        pg_catalog.format('amount must equal the order total %s', v_order.total_amount))),
                                    v_order.id, v_order.identifier, v_order.version);
     END IF;
-    v_before := core.order_data(v_order.id);
     INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)
     VALUES (v_order.tenant_id, core.next_identifier('payment', 'PAY-'), v_order.pk_order, p_amount, p_method);
     UPDATE orders.tb_order AS o SET status = 'paid', paid_at = pg_catalog.now()
@@ -532,7 +530,8 @@ BEGIN
                             pg_catalog.jsonb_build_object('amount', p_amount, 'method', p_method));
     v_after := core.order_data(v_order.id);
     RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
-                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']),
+                               -- What a payment changes is known: no before-and-after documents to compare.
+                               ARRAY['paidAt', 'payments', 'status'],
                                'Payment recorded; the order is paid.');
 END
 $$;
@@ -548,7 +547,6 @@ DECLARE
     v_lock    core.locked_order;
     v_order  orders.tb_order;
     v_refund numeric;
-    v_before jsonb;
     v_after  jsonb;
 BEGIN
     IF NOT core.has_permission('orders.cancel') THEN
@@ -568,7 +566,6 @@ BEGIN
                                    pg_catalog.format('%s is %s and can no longer be cancelled.', v_order.identifier, v_order.status),
                                    'order', NULL, v_order.id, v_order.identifier, v_order.version);
     END IF;
-    v_before := core.order_data(v_order.id);
     PERFORM core.release_stock(v_order.pk_order, false);
     -- A paid order is refunded in full: every captured payment is marked refunded.
     UPDATE orders.tb_payment AS pm SET status = 'refunded', refunded_at = pg_catalog.now()
@@ -585,7 +582,9 @@ BEGIN
                             pg_catalog.jsonb_build_object('reason', p_reason, 'refund', v_refund, 'previousStatus', v_order.status));
     v_after := core.order_data(v_order.id);
     RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
-                               core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']),
+                               -- What a cancellation changes is known: no before-and-after documents to compare.
+                               CASE WHEN v_refund > 0 THEN ARRAY['cancelReason', 'cancelledAt', 'payments', 'refundAmount', 'status']
+                                    ELSE ARRAY['cancelReason', 'cancelledAt', 'status'] END,
                                CASE WHEN v_refund > 0 THEN pg_catalog.format('Order cancelled; %s refunded.', v_refund)
                                     ELSE 'Order cancelled.' END,
                                pg_catalog.jsonb_build_object('refundAmount', v_refund));
