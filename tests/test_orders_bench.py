@@ -13,8 +13,8 @@ import pytest
 
 from conftest import run_cli
 from strata import seed as seeding
-from strata.bench import SCENARIOS, Bench, load_scenarios
-from strata.bench.link import DelayedLink
+from strata.bench import SCENARIOS, load_scenarios
+from strata.bench.link import DelayedLink, Upstream, url_through
 from strata.bench.orders import ADMIN, PUBLISHED, TENANT, OrmClient, Refused, StrataClient
 
 
@@ -39,8 +39,6 @@ def test_quick_orders_bench_reports_every_ratio(admin_url: str):
 
 def test_the_delayed_link_adds_its_round_trip_and_passes_bytes_intact(databases):
     url = databases.create("link")
-    bench = Bench.__new__(Bench)  # only its URL helpers: the scratch database is the test's own
-    bench.url = url
 
     def select_1(conn) -> float:
         started = time.perf_counter()
@@ -50,7 +48,7 @@ def test_the_delayed_link_adds_its_round_trip_and_passes_bytes_intact(databases)
 
     with psycopg.connect(url, autocommit=True) as conn:
         direct = select_1(conn)
-    with DelayedLink(bench.upstream(), 0.004) as port, psycopg.connect(bench.url_through(port), autocommit=True) as conn:
+    with DelayedLink(Upstream.of(url), 0.004) as port, psycopg.connect(url_through(url, port), autocommit=True) as conn:
         delayed = select_1(conn)
         payload = conn.execute("SELECT string_agg(md5(g::text), '') FROM generate_series(1, 20000) AS g").fetchone()[0]
     assert delayed - direct >= 0.004, "every round trip waits 2 ms each way"

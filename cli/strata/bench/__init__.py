@@ -25,7 +25,6 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from strata.bench.link import Upstream
 from strata.connection import connect
 from strata.errors import CheckFailed, ConfigurationError
 from strata.project import Project
@@ -144,19 +143,6 @@ class Bench:
 
     def connect(self, url: str | None = None, **kwargs) -> psycopg.Connection:
         return connect(url or self.url, **kwargs)
-
-    def upstream(self) -> Upstream:
-        """Where the scratch database listens, for a DelayedLink in front of it."""
-        info = psycopg.conninfo.conninfo_to_dict(self.url)
-        host = (info.get("hostaddr") or info.get("host") or "/var/run/postgresql").split(",")[0]
-        port = int(str(info.get("port") or 5432).split(",")[0])
-        if host.startswith("/"):
-            return Upstream(unix_path=f"{host}/.s.PGSQL.{port}")
-        return Upstream(host=host, port=port)
-
-    def url_through(self, port: int) -> str:
-        """The scratch database's URL, reached through a DelayedLink listening on port."""
-        return psycopg.conninfo.make_conninfo(self.url, host="127.0.0.1", hostaddr="", port=str(port))
 
     def run_pgbench(self, scripts: dict[str, str], seconds: float, defines: dict[str, str] | None = None) -> PgbenchRun:
         """Run the scripts side by side in one pgbench run (each transaction picks one at random,

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import psycopg
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -31,6 +33,16 @@ class Upstream:
     host: str | None = None
     port: int | None = None
     unix_path: str | None = None
+
+    @classmethod
+    def of(cls, url: str) -> Upstream:
+        """Where the server of a libpq URL listens (its first host)."""
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        host = (info.get("hostaddr") or info.get("host") or "/var/run/postgresql").split(",")[0]
+        port = int(str(info.get("port") or 5432).split(",")[0])
+        if host.startswith("/"):
+            return cls(unix_path=f"{host}/.s.PGSQL.{port}")
+        return cls(host=host, port=port)
 
     def connect(self) -> socket.socket:
         if self.unix_path:
@@ -98,54 +110,65 @@ def _serve(upstream: Upstream, one_way: float) -> None:
                 pass
 
 
+def url_through(url: str, port: int) -> str:
+    """The same database as url, reached through a DelayedLink listening on port."""
+    return psycopg.conninfo.make_conninfo(url, host="127.0.0.1", hostaddr="", port=str(port))
+
+
 class DelayedLink:
-    """`with DelayedLink(upstream, round_trip=0.0005) as port:` relays 127.0.0.1:port to the
-    upstream server, adding half the round trip in each direction. The relay is a child
-    process (`python -m strata.bench.link`) that prints its port and serves until killed."""
+    """A relay from 127.0.0.1:port to the upstream server, adding half the round trip in each
+    direction: `with DelayedLink(upstream, 0.0005) as port:`, or start() and stop(). The relay
+    is a child process that prints its port and serves until killed."""
 
     def __init__(self, upstream: Upstream, round_trip: float):
         self.upstream = upstream
         self.round_trip = round_trip
+        self.port: int | None = None
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> int:
+    def start(self) -> int:
         self._process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from strata.bench.link import serve; serve(sys.argv[1:])",
              json.dumps(asdict(self.upstream)), repr(self.round_trip / 2)],
             stdout=subprocess.PIPE, text=True)
         line = self._process.stdout.readline()
         if not line.strip().isdigit():
-            self.__exit__()
+            self.stop()
             raise RuntimeError("the bench's network link did not start.")
-        return int(line)
+        self.port = int(line)
+        return self.port
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process.wait(5)
             self._process.stdout.close()
             self._process = None
 
+    def __enter__(self) -> int:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     @classmethod
-    def calibrated(cls, upstream: Upstream, round_trip: float,
-                   measure: Callable[[int | None], float]) -> tuple[DelayedLink, int]:
+    def calibrated(cls, upstream: Upstream, round_trip: float, measure: Callable[[int | None], float]) -> DelayedLink:
         """A started link whose round trip is `round_trip` longer than a direct one (within 3%),
         so the relay's own cost counts as part of the delay asked for. measure(port) times one
         round trip through the link on that port, measure(None) one without it; both are taken
-        at each attempt, so the machine's load at that moment is in both. Returns the link (for
-        __exit__) and its port."""
+        at each attempt, so the machine's load at that moment is in both. Stop it when done."""
         delay = round_trip
         for attempt in range(5):
             link = cls(upstream, delay)
-            port = link.__enter__()
+            port = link.start()
             try:
                 error = measure(port) - measure(None) - round_trip
             except BaseException:
-                link.__exit__()
+                link.stop()
                 raise
             if abs(error) <= 0.03 * round_trip or attempt == 4 or delay == 0:
-                return link, port
-            link.__exit__()
+                return link
+            link.stop()
             delay = max(0.0, delay - error)
         raise AssertionError("unreachable")
 

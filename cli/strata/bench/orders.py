@@ -49,7 +49,7 @@ from psycopg.rows import dict_row
 
 from strata import seed as seeding
 from strata.bench import Bench, Metric, Scenario, register
-from strata.bench.link import DelayedLink
+from strata.bench.link import DelayedLink, Upstream, url_through
 from strata.errors import ConfigurationError
 
 TENANT = "bench-orders"
@@ -171,29 +171,23 @@ class OrmClient:
 
     # -- relations, loaded lazily (identity map) or in one query per relation (eager)
 
-    def _customers(self, pks: list[int], cache: dict) -> dict:
-        missing = [pk for pk in dict.fromkeys(pks) if pk not in cache]
+    def _load(self, relation: str, alias: str, columns: str, pk: str, pks: list[int], cache: dict) -> dict:
+        """Rows of orders.<relation> by pk into cache (pk -> row), loading only those not in it."""
+        missing = [key for key in dict.fromkeys(pks) if key not in cache]
+        base = f"SELECT {columns} FROM orders.{relation} AS {alias} WHERE {alias}.tenant_id = %s AND {alias}.{pk}"
         if missing and self.eager:
-            for row in self._all(f"SELECT {CUSTOMER_COLUMNS} FROM orders.tb_customer AS c"
-                                 " WHERE c.tenant_id = %s AND c.pk_customer = ANY(%s)", (self.tenant, missing)):
-                cache[row["pk_customer"]] = row
+            for row in self._all(f"{base} = ANY(%s)", (self.tenant, missing)):
+                cache[row[pk]] = row
         else:
-            for pk in missing:
-                cache[pk] = self._one(f"SELECT {CUSTOMER_COLUMNS} FROM orders.tb_customer AS c"
-                                      " WHERE c.tenant_id = %s AND c.pk_customer = %s", (self.tenant, pk))
+            for key in missing:
+                cache[key] = self._one(f"{base} = %s", (self.tenant, key))
         return cache
 
+    def _customers(self, pks: list[int], cache: dict) -> dict:
+        return self._load("tb_customer", "c", CUSTOMER_COLUMNS, "pk_customer", pks, cache)
+
     def _products(self, pks: list[int], cache: dict) -> dict:
-        missing = [pk for pk in dict.fromkeys(pks) if pk not in cache]
-        if missing and self.eager:
-            for row in self._all(f"SELECT {PRODUCT_COLUMNS} FROM orders.tb_product AS p"
-                                 " WHERE p.tenant_id = %s AND p.pk_product = ANY(%s)", (self.tenant, missing)):
-                cache[row["pk_product"]] = row
-        else:
-            for pk in missing:
-                cache[pk] = self._one(f"SELECT {PRODUCT_COLUMNS} FROM orders.tb_product AS p"
-                                      " WHERE p.tenant_id = %s AND p.pk_product = %s", (self.tenant, pk))
-        return cache
+        return self._load("tb_product", "p", PRODUCT_COLUMNS, "pk_product", pks, cache)
 
     # -- reads
 
@@ -653,13 +647,13 @@ def run(bench: Bench) -> list[Metric]:
             continue
 
         def one_round_trip(port: int | None) -> float:
-            with bench.connect(bench.url_through(port) if port else bench.url) as conn:
+            with bench.connect(url_through(bench.url, port) if port else bench.url) as conn:
                 return _round_trip_seconds(conn)
-        link, port = DelayedLink.calibrated(bench.upstream(), rtt, one_round_trip)
+        link = DelayedLink.calibrated(Upstream.of(bench.url), rtt, one_round_trip)
         try:
-            measured.append(_measure(bench, bench.url_through(port), label, fixture, rng))
+            measured.append(_measure(bench, url_through(bench.url, link.port), label, fixture, rng))
         finally:
-            link.__exit__()
+            link.stop()
 
     metrics = [Metric("orders: data", size, "orders", "",
                       f"tenant {TENANT} and {OTHER}, {size:,} orders each, bulk-loaded in {seeded.seconds:.0f} s")]
