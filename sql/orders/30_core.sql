@@ -1,4 +1,4 @@
--- requires: 0004_orders
+-- requires: 0005_open_orders
 
 /* The rules of the orders context. Each function checks permission, resolves references,
    locks what it will change (products always in pk order, so concurrent orders cannot

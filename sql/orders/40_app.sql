@@ -1,4 +1,4 @@
--- requires: 0004_orders
+-- requires: 0005_open_orders
 
 /* The orders API (SPEC §3.5, inputs §3.6). Each app function: its contract
    (core.contract__<name>, also what app.describe returns), then the function: validate the

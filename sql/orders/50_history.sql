@@ -1,4 +1,4 @@
--- requires: 0004_orders
+-- requires: 0005_open_orders
 
 /* An order's history comes from the audit ledger, not from a second log: every change to
    the order row, its items and its payments, every domain event (order.paid, order.cancelled …)

@@ -1,4 +1,4 @@
--- requires: 0004_orders
+-- requires: 0005_open_orders
 
 /* Every change to orders data is an audit event; a customer's personal details (name,
    email, phone, address) stay out of the append-only ledger. The revenue projection is

@@ -1,0 +1,122 @@
+-- requires: 0005_open_orders
+
+/* Open orders per product (orders.tb_product_open_orders), the "in orders" column of
+   app.v_product_inventory. Counting it on read costs a scan of every open order and its lines
+   on each page; here the writes that change it keep it current instead, in the same
+   transaction. Triggers rather than core functions, so every writer keeps it right: the app
+   functions, an owner's psql session, another application on the same tables.
+
+   An order holds a product while it is open (pending or paid) and has a line for it; one line
+   per product per order is a constraint, so a count of lines is a count of orders. Row locks:
+   the Strata commands lock an order's products (pk order) before they add lines or move the
+   order in or out of open, so the rows here change under the product locks they already hold.
+   A bulk load with triggers off must end with core.recount_open_orders(). */
+
+CREATE FUNCTION core.add_open_orders(p_tenant uuid, p_products bigint[], p_delta integer)
+    RETURNS void
+    VOLATILE
+    LANGUAGE sql
+AS $$
+    -- Two statements, not one upsert: an upsert checks the row it would insert (-1) first.
+    UPDATE orders.tb_product_open_orders AS p
+       SET open_orders = p.open_orders + p_delta
+     WHERE p_delta < 0 AND p.tenant_id = p_tenant AND p.fk_product = ANY (p_products);
+    INSERT INTO orders.tb_product_open_orders AS p (tenant_id, fk_product, open_orders)
+    SELECT p_tenant, u.pk, p_delta
+      FROM pg_catalog.unnest(p_products) AS u (pk)
+     WHERE p_delta > 0
+     ORDER BY u.pk
+        ON CONFLICT (tenant_id, fk_product) DO UPDATE SET open_orders = p.open_orders + excluded.open_orders;
+$$;
+COMMENT ON FUNCTION core.add_open_orders(uuid, bigint[], integer) IS
+    'Adds p_delta (+1 or -1) to the open-order count of each product; a count never goes below zero (CHECK).';
+
+CREATE FUNCTION core.is_open_order(p_tenant uuid, p_order bigint)
+    RETURNS boolean
+    STABLE
+    LANGUAGE sql
+AS $$
+    SELECT EXISTS (SELECT 1 FROM orders.tb_order AS o
+                    WHERE o.tenant_id = p_tenant AND o.pk_order = p_order AND o.status IN ('pending', 'paid'))
+$$;
+COMMENT ON FUNCTION core.is_open_order(uuid, bigint) IS 'Whether the order is open (pending or paid): it holds stock and counts as in orders.';
+
+CREATE FUNCTION core.tg_order_item__count_open_orders()
+    RETURNS trigger
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- A line that leaves an open order (deleted, or moved to another order or product) and a line
+-- that joins one (inserted, or moved) change its product's count.
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') AND core.is_open_order(OLD.tenant_id, OLD.fk_order) THEN
+        PERFORM core.add_open_orders(OLD.tenant_id, ARRAY[OLD.fk_product], -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND core.is_open_order(NEW.tenant_id, NEW.fk_order) THEN
+        PERFORM core.add_open_orders(NEW.tenant_id, ARRAY[NEW.fk_product], 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION core.tg_order_item__count_open_orders() IS
+    'Trigger on orders.tb_order_item: keeps tb_product_open_orders current when lines of open orders come and go.';
+
+CREATE FUNCTION core.tg_order__count_open_orders()
+    RETURNS trigger
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- Fires only when the order moves in or out of open (the trigger's WHEN): each of its
+-- products gains or loses one open order.
+BEGIN
+    PERFORM core.add_open_orders(NEW.tenant_id,
+                                 ARRAY(SELECT it.fk_product FROM orders.tb_order_item AS it
+                                        WHERE it.tenant_id = NEW.tenant_id AND it.fk_order = NEW.pk_order),
+                                 CASE WHEN NEW.status IN ('pending', 'paid') THEN 1 ELSE -1 END);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION core.tg_order__count_open_orders() IS
+    'Trigger on orders.tb_order: an order opening or closing (shipped, delivered, cancelled) moves its products'' open-order counts.';
+
+CREATE TRIGGER tg_30_open_orders
+    AFTER INSERT OR DELETE ON orders.tb_order_item
+    FOR EACH ROW EXECUTE FUNCTION core.tg_order_item__count_open_orders();
+CREATE TRIGGER tg_31_open_orders_moved
+    AFTER UPDATE OF fk_order, fk_product ON orders.tb_order_item
+    FOR EACH ROW WHEN (old.fk_order <> new.fk_order OR old.fk_product <> new.fk_product)
+    EXECUTE FUNCTION core.tg_order_item__count_open_orders();
+CREATE TRIGGER tg_30_open_orders
+    AFTER UPDATE OF status ON orders.tb_order
+    FOR EACH ROW WHEN ((old.status IN ('pending', 'paid')) <> (new.status IN ('pending', 'paid')))
+    EXECUTE FUNCTION core.tg_order__count_open_orders();
+
+CREATE FUNCTION core.recount_open_orders()
+    RETURNS integer
+    VOLATILE
+    LANGUAGE plpgsql
+AS $$
+-- For the tenant in context: locks its products (pk order, as the commands do), so no order
+-- changes while it counts, then recounts from the orders. Returns the products counted.
+DECLARE
+    v_tenant uuid := core.current_tenant_id();
+    v_rows   integer;
+BEGIN
+    IF v_tenant IS NULL THEN
+        RAISE EXCEPTION 'no tenant in context' USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'SELECT core.use_tenant(<tenant_id>) first.';
+    END IF;
+    PERFORM 1 FROM orders.tb_product AS p WHERE p.tenant_id = v_tenant ORDER BY p.pk_product FOR UPDATE;
+    DELETE FROM orders.tb_product_open_orders AS c WHERE c.tenant_id = v_tenant;
+    INSERT INTO orders.tb_product_open_orders (tenant_id, fk_product, open_orders)
+    SELECT it.tenant_id, it.fk_product, pg_catalog.count(*)
+      FROM orders.tb_order_item AS it
+      JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
+     WHERE it.tenant_id = v_tenant AND o.status IN ('pending', 'paid')
+     GROUP BY it.tenant_id, it.fk_product;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION core.recount_open_orders() IS
+    'Recounts open orders per product for the tenant in context (after a bulk load with triggers off, or to repair); returns the products counted.';
