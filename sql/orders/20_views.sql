@@ -1,10 +1,28 @@
--- requires: 0004_orders
+-- requires: 0005_open_orders
 
 /* The read model of the orders context: one view per screen, each with id, the columns
    people filter and sort on, and data (jsonb, camelCase) as the API returns it. All are
    security_invoker, so the reader's RLS keeps them inside the tenant in context, and each is
    shaped for an index: the summary page walks (tenant_id, created_at), details and history
    join on composite keys. Times are ISO 8601 UTC whatever the session's TimeZone. */
+
+CREATE VIEW orders.v_order_line
+WITH (security_invoker = true) AS
+SELECT it.tenant_id,
+       it.fk_order,
+       it.line_number,
+       pg_catalog.jsonb_build_object(
+           'lineNumber', it.line_number,
+           'productId', p.id,
+           'sku', p.sku,
+           'productName', p.name,
+           'quantity', it.quantity,
+           'unitPrice', it.unit_price,
+           'lineTotal', it.line_total) AS line
+  FROM orders.tb_order_item AS it
+  JOIN orders.tb_product AS p ON p.tenant_id = it.tenant_id AND p.pk_product = it.fk_product;
+COMMENT ON VIEW orders.v_order_line IS
+    'An order line as the API shows it in items[…]: the one definition the order views share (aggregate it per order, by line_number).';
 
 CREATE VIEW app.v_orders_summary
 WITH (security_invoker = true) AS
@@ -65,17 +83,9 @@ SELECT o.id,
   FROM orders.tb_order AS o
   JOIN orders.tb_customer AS c ON c.tenant_id = o.tenant_id AND c.pk_customer = o.fk_customer
   LEFT JOIN LATERAL (
-        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                   'lineNumber', it.line_number,
-                   'productId', p.id,
-                   'sku', p.sku,
-                   'productName', p.name,
-                   'quantity', it.quantity,
-                   'unitPrice', it.unit_price,
-                   'lineTotal', it.line_total) ORDER BY it.line_number) AS items
-          FROM orders.tb_order_item AS it
-          JOIN orders.tb_product AS p ON p.tenant_id = it.tenant_id AND p.pk_product = it.fk_product
-         WHERE it.tenant_id = o.tenant_id AND it.fk_order = o.pk_order
+        SELECT pg_catalog.jsonb_agg(l.line ORDER BY l.line_number) AS items
+          FROM orders.v_order_line AS l
+         WHERE l.tenant_id = o.tenant_id AND l.fk_order = o.pk_order
        ) AS i ON true
   LEFT JOIN LATERAL (
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -122,12 +132,19 @@ SELECT c.id,
                    'status', o.status,
                    'itemCount', o.item_count,
                    'totalAmount', o.total_amount,
-                   'createdAt', pg_catalog.to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                   'createdAt', pg_catalog.to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   'items', coalesce(i.items, '[]')
                ) ORDER BY o.created_at DESC, o.pk_order DESC) AS orders
           FROM orders.tb_order AS o
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.jsonb_agg(l.line ORDER BY l.line_number) AS items
+                  FROM orders.v_order_line AS l
+                 WHERE l.tenant_id = o.tenant_id AND l.fk_order = o.pk_order
+               ) AS i ON true
          WHERE o.tenant_id = c.tenant_id AND o.fk_customer = c.pk_customer
        ) AS s ON true;
-COMMENT ON VIEW app.v_customer_orders IS 'A customer with their order history (newest first), order count and total spent on paid orders.';
+COMMENT ON VIEW app.v_customer_orders IS
+    'A customer with their order history (newest first, each order with its lines), order count and total spent on paid orders.';
 
 CREATE VIEW app.v_product_inventory
 WITH (security_invoker = true) AS
@@ -156,15 +173,9 @@ SELECT p.id,
            'version', p.version
        ) AS data
   FROM orders.tb_product AS p
-  -- Counted from the open orders (the status index), not from each product's order lines:
-  -- open orders are few, while a product's lines grow with the whole order history.
-  LEFT JOIN (
-        SELECT it.tenant_id, it.fk_product, pg_catalog.count(DISTINCT it.fk_order) AS open_orders
-          FROM orders.tb_order AS o
-          JOIN orders.tb_order_item AS it ON it.tenant_id = o.tenant_id AND it.fk_order = o.pk_order
-         WHERE o.status IN ('pending', 'paid')
-         GROUP BY it.tenant_id, it.fk_product
-       ) AS io ON io.tenant_id = p.tenant_id AND io.fk_product = p.pk_product;
+  -- Kept current by the order writes (15_open_orders.sql): one row per product, not a count of
+  -- every open order on each page.
+  LEFT JOIN orders.tb_product_open_orders AS io ON io.tenant_id = p.tenant_id AND io.fk_product = p.pk_product;
 COMMENT ON VIEW app.v_product_inventory IS
     'Stock per product: on hand, reserved by open orders, available, how many open orders hold it, and whether it is low.';
 
@@ -193,4 +204,4 @@ COMMENT ON VIEW app.v_revenue_by_product IS
     'Units sold, orders and revenue per product from paid, shipped and delivered orders, as of the last strata refresh (refreshed_at).';
 
 GRANT SELECT ON app.v_orders_summary, app.v_order_details, app.v_customer_orders, app.v_product_inventory,
-    app.v_revenue_by_product TO strata_app, strata_readonly;
+    app.v_revenue_by_product, orders.v_order_line TO strata_app, strata_readonly;

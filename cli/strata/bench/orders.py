@@ -19,6 +19,10 @@ forced RLS:
   * revenue analytics is aggregated live from the order lines (an ORM has no projection);
     Strata reads the projection as of the last `strata refresh`, so it trades freshness for
     speed, and the table says so;
+  * the inventory's "in orders" column is counted live from the open orders; Strata reads the
+    counts that triggers keep current on every order write (orders.tb_product_open_orders):
+    as fresh as the live count, and the triggers fire for the ORM's writes too, so both
+    clients' writes pay for them;
   * writes validate the same input contract in Python, check the same permission with one
     query, resolve references, lock the same rows in the same order (SELECT … FOR UPDATE,
     products in pk order), take the same gapless identifier, write the same rows (so the same
@@ -146,6 +150,16 @@ CUSTOMER_COLUMNS = "c.pk_customer, c.id, c.identifier, c.name, c.email, c.phone"
 PRODUCT_COLUMNS = ("p.pk_product, p.id, p.identifier, p.sku, p.name, p.price, p.stock_on_hand, p.stock_reserved,"
                    " p.low_stock_threshold, p.version")
 
+ITEMS = "SELECT * FROM orders.tb_order_item AS it WHERE it.tenant_id = %s AND it.fk_order"
+
+
+def _items(lines: list[dict], products: dict) -> list[dict]:
+    """An order's lines as the views render them (orders.v_order_lines)."""
+    return [{"lineNumber": it["line_number"], "productId": str(products[it["fk_product"]]["id"]),
+             "sku": products[it["fk_product"]]["sku"], "productName": products[it["fk_product"]]["name"],
+             "quantity": it["quantity"], "unitPrice": _num(it["unit_price"]), "lineTotal": _num(it["line_total"])}
+            for it in lines]
+
 
 class OrmClient:
     """An ORM's query pattern over the same tables, written as the owner. `eager` adds the
@@ -205,13 +219,22 @@ class OrmClient:
                       (self.tenant, customer))
         orders = self._all(f"SELECT {ORDER_COLUMNS} FROM orders.tb_order AS o WHERE o.tenant_id = %s AND o.fk_customer = %s"
                            " ORDER BY o.created_at DESC, o.pk_order DESC", (self.tenant, c["pk_customer"]))
+        lines: dict[int, list[dict]] = {o["pk_order"]: [] for o in orders}
+        if self.eager:  # prefetch_related('orders__items')
+            for it in self._all(f"{ITEMS} = ANY(%s) ORDER BY it.fk_order, it.line_number", (self.tenant, list(lines))):
+                lines[it["fk_order"]].append(it)
+        else:  # order.items.all() for each order
+            for pk in lines:
+                lines[pk] = self._all(f"{ITEMS} = %s ORDER BY it.line_number", (self.tenant, pk))
+        products = self._products([it["fk_product"] for items in lines.values() for it in items], {})
         spent = sum((o["total_amount"] for o in orders if o["status"] in ("paid", "shipped", "delivered")), Decimal(0))
         return {"id": str(c["id"]), "identifier": c["identifier"], "name": c["name"], "email": c["email"],
                 "phone": c["phone"], "orderCount": len(orders), "totalSpent": _num(spent),
                 "lastOrderAt": _iso(orders[0]["created_at"]) if orders else None,
                 "orders": [{"id": str(o["id"]), "orderNumber": o["identifier"], "status": o["status"],
                             "itemCount": o["item_count"], "totalAmount": _num(o["total_amount"]),
-                            "createdAt": _iso(o["created_at"])} for o in orders]}
+                            "createdAt": _iso(o["created_at"]), "items": _items(lines[o["pk_order"]], products)}
+                           for o in orders]}
 
     def inventory(self, offset: int) -> list:
         products = self._all(f"SELECT {PRODUCT_COLUMNS} FROM orders.tb_product AS p WHERE p.tenant_id = %s"
@@ -285,10 +308,7 @@ class OrmClient:
             "id": str(order["id"]), "orderNumber": order["identifier"], "status": order["status"],
             "customer": {"id": str(customer["id"]), "identifier": customer["identifier"], "name": customer["name"],
                          "email": customer["email"]},
-            "items": [{"lineNumber": it["line_number"], "productId": str(products[it["fk_product"]]["id"]),
-                       "sku": products[it["fk_product"]]["sku"], "productName": products[it["fk_product"]]["name"],
-                       "quantity": it["quantity"], "unitPrice": _num(it["unit_price"]), "lineTotal": _num(it["line_total"])}
-                      for it in items],
+            "items": _items(items, products),
             "payments": [{"id": str(pm["id"]), "identifier": pm["identifier"], "amount": _num(pm["amount"]),
                           "method": pm["method"], "status": pm["status"], "createdAt": _iso(pm["created_at"])}
                          for pm in payments],
@@ -312,8 +332,7 @@ class OrmClient:
             for it in items:
                 products.setdefault(it["fk_product"], it)
         else:
-            items = self._all("SELECT * FROM orders.tb_order_item AS it WHERE it.tenant_id = %s AND it.fk_order = %s"
-                              " ORDER BY it.line_number", (self.tenant, order["pk_order"]))
+            items = self._all(f"{ITEMS} = %s ORDER BY it.line_number", (self.tenant, order["pk_order"]))
             self._products([it["fk_product"] for it in items], products)
         payments = self._all("SELECT * FROM orders.tb_payment AS pm WHERE pm.tenant_id = %s AND pm.fk_order = %s"
                              " ORDER BY pm.pk_payment", (self.tenant, order["pk_order"]))
@@ -403,8 +422,7 @@ class OrmClient:
             if order["status"] in ("shipped", "delivered"):
                 raise Refused("conflict:already_shipped", order["status"])
             previous = order["status"]
-            items = self._all("SELECT * FROM orders.tb_order_item AS it WHERE it.tenant_id = %s AND it.fk_order = %s"
-                              " ORDER BY it.line_number", (self.tenant, order["pk_order"]))
+            items = self._all(f"{ITEMS} = %s ORDER BY it.line_number", (self.tenant, order["pk_order"]))
             units: dict[int, int] = {}
             for it in items:
                 units[it["fk_product"]] = units.get(it["fk_product"], 0) + it["quantity"]
