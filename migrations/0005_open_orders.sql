@@ -9,6 +9,9 @@
 ALTER TABLE orders.tb_order_item
     ADD CONSTRAINT tb_order_item_product_key UNIQUE (tenant_id, fk_order, fk_product);
 
+-- The inventory page lists products by SKU: read them in that order and stop at the page.
+CREATE INDEX tb_product_sku_idx ON orders.tb_product (tenant_id, sku);
+
 CREATE TABLE orders.tb_product_open_orders (
     tenant_id   uuid NOT NULL,
     fk_product  bigint NOT NULL,
