@@ -7,7 +7,8 @@ scratch database, then `core.refresh_revenue()`.
 
 Strata. One round trip per operation, as the application login would make it (SET ROLE
 strata_app, tenant context set once for the session): a SELECT from an app.v_* view for the
-reads, one app.* function call (autocommit) for the writes.
+reads, a page of them aggregated into one JSON array (jsonb_agg), as a GraphQL-style API
+returns a list; one app.* function call (autocommit) for the writes.
 
 ORM. What Django or SQLAlchemy code does for the same screens and commands, with the same
 guarantees, written as the owner (SET ROLE strata_owner) under the same tenant context and
@@ -98,20 +99,25 @@ class StrataClient:
         self.conn = conn
         self.cur = conn.cursor(row_factory=dict_row)
 
+    def _page(self, rows: str, order: str, params=()) -> list:
+        """A page of a view's documents as one JSON array, the way a GraphQL-style API hands a
+        list to its client: one row to read instead of one per document."""
+        return self.cur.execute(f"SELECT coalesce(pg_catalog.jsonb_agg(p.data ORDER BY {order}), '[]') AS data"
+                                f" FROM ({rows}) AS p", params).fetchone()["data"]
+
     def summary_page(self, _arg) -> list:
-        return [r["data"] for r in self.cur.execute(
-            "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 50")]
+        return self._page("SELECT data, created_at FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 50",
+                          "p.created_at DESC")
 
     def customer_history(self, customer: str) -> dict:
         return self.cur.execute("SELECT data FROM app.v_customer_orders WHERE identifier = %s", (customer,)).fetchone()["data"]
 
     def inventory(self, offset: int) -> list:
-        return [r["data"] for r in self.cur.execute(
-            "SELECT data FROM app.v_product_inventory ORDER BY sku LIMIT 20 OFFSET %s", (offset,))]
+        return self._page("SELECT data, sku FROM app.v_product_inventory ORDER BY sku LIMIT 20 OFFSET %s", "p.sku", (offset,))
 
     def revenue(self, _arg) -> list:
-        return [r["data"] for r in self.cur.execute(
-            "SELECT data FROM app.v_revenue_by_product ORDER BY revenue DESC, sku LIMIT 20")]
+        return self._page("SELECT data, revenue, sku FROM app.v_revenue_by_product ORDER BY revenue DESC, sku LIMIT 20",
+                          "p.revenue DESC, p.sku")
 
     def _call(self, function: str, payload: dict, expected: str) -> dict:
         row = self.cur.execute(f"SELECT status, message, identifier, version, object_data FROM app.{function}(%s)",
