@@ -169,6 +169,7 @@ def test_pay_and_cancel_racing_end_in_a_consistent_state_and_ledger(db_url: str,
             assert "order.paid" not in history and "order.cancelled" in history
     final = stock(app_url, slug, admin, "R")
     assert (final["reserved"], final["onHand"]) == (0, 1000), "every cancellation released its stock"
+    assert final["inOrders"] == 0, "no order is open any more"
     assert sum(outcomes.values()) == 12, outcomes
     verified = run_cli("audit", "verify", "--json", url=db_url)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -198,9 +199,10 @@ def test_concurrent_orders_get_unique_gapless_identifiers(db_url: str, app_url: 
         conn.execute("SELECT app.set_context(%s, %s)", (slug, admin))
         counted = conn.execute("SELECT count(*), count(DISTINCT identifier) FROM app.v_orders_summary").fetchone()
         items = conn.execute("SELECT sum((data ->> 'itemCount')::int) FROM app.v_orders_summary").fetchone()[0]
-        reserved = conn.execute("SELECT sum(reserved) FROM app.v_product_inventory").fetchone()[0]
+        reserved, in_orders = conn.execute("SELECT sum(reserved), sum(in_orders) FROM app.v_product_inventory").fetchone()
     assert counted == (len(created), len(created))
     assert items == reserved == len(created) * 3, "every reservation belongs to an order"
+    assert in_orders == len(created) * 2, "each open order counts once for each of its two products"
 
 
 def test_an_idempotency_key_raced_by_several_clients_creates_one_order(db_url: str, app_url: str):
