@@ -160,7 +160,7 @@ ITEMS = "SELECT * FROM orders.tb_order_item AS it WHERE it.tenant_id = %s AND it
 
 
 def _items(lines: list[dict], products: dict) -> list[dict]:
-    """An order's lines as the views render them (orders.v_order_lines)."""
+    """An order's lines as the views render them (orders.v_order_line)."""
     return [{"lineNumber": it["line_number"], "productId": str(products[it["fk_product"]]["id"]),
              "sku": products[it["fk_product"]]["sku"], "productName": products[it["fk_product"]]["name"],
              "quantity": it["quantity"], "unitPrice": _num(it["unit_price"]), "lineTotal": _num(it["line_total"])}
