@@ -8,7 +8,8 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -47,6 +48,40 @@ def url_for(admin_url: str, dbname: str, **overrides: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(admin_url)
     params.update(dbname=dbname, **overrides)
     return psycopg.conninfo.make_conninfo(**params)
+
+
+def login_url(url: str, login: str) -> str:
+    """The same database as url, logged in as one of the test login roles."""
+    return url_for(url, psycopg.conninfo.conninfo_to_dict(url)["dbname"], user=login, password=TEST_PASSWORD)
+
+
+def app_url_of(url: str) -> str:
+    """The same database as url, as a non-superuser login role granted strata_app."""
+    return login_url(url, APP_LOGIN)
+
+
+def race(workers: int, work: Callable[[psycopg.Connection, int], object], url: str) -> list:
+    """Runs work(conn, n) in `workers` threads, each on its own connection, released together;
+    returns each worker's result, in worker order, and re-raises the first error."""
+    results: list = [None] * workers
+    errors: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def run(n: int) -> None:
+        try:
+            with psycopg.connect(url) as conn:
+                start.wait(timeout=30)
+                results[n] = work(conn, n)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    return results
 
 
 def _ensure_login_roles(admin_url: str) -> None:
@@ -118,8 +153,7 @@ def db_url(databases: Databases) -> str:
 @pytest.fixture(scope="session")
 def app_url(db_url: str) -> str:
     """The session database, logged in as a non-superuser login role granted strata_app."""
-    return url_for(db_url, psycopg.conninfo.conninfo_to_dict(db_url)["dbname"],
-                   user=APP_LOGIN, password=TEST_PASSWORD)
+    return app_url_of(db_url)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from conftest import APP_LOGIN, AUDITOR_LOGIN, TEST_PASSWORD, run_cli, url_for
+from conftest import AUDITOR_LOGIN, app_url_of, login_url, run_cli
 
 TENANTS = [uuid.UUID(f"00000000-0000-4000-8000-{n:012d}") for n in range(1, 51)]
 ACTOR = uuid.UUID("00000000-0000-4000-8000-00000000a001")
@@ -137,15 +137,6 @@ def cli_verify(url: str, *args: str) -> tuple[int, dict]:
     result = run_cli("audit", "verify", "--json", *args, url=url)
     assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
-
-
-def login_url(url: str, login: str) -> str:
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    return url_for(url, dbname, user=login, password=TEST_PASSWORD)
-
-
-def app_url_of(url: str) -> str:
-    return login_url(url, APP_LOGIN)
 
 
 def auditor_url_of(url: str) -> str:

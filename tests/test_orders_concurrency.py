@@ -9,12 +9,11 @@ import json
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+from conftest import app_url_of, race, run_cli
 
 CLIENTS = 20
 
@@ -27,7 +26,7 @@ def db_url(databases) -> str:
 
 @pytest.fixture(scope="module")
 def app_url(db_url: str) -> str:
-    return url_for(db_url, psycopg.conninfo.conninfo_to_dict(db_url)["dbname"], user=APP_LOGIN, password=TEST_PASSWORD)
+    return app_url_of(db_url)
 
 
 def _tenant(db_url: str, prefix: str) -> tuple[str, str]:
@@ -49,29 +48,6 @@ def call(url: str, slug: str, admin: str, function: str, payload: dict, expect: 
     if expect is not None:
         assert row["status"] == expect, row
     return row
-
-
-def race(workers: int, work: Callable[[psycopg.Connection, int], object], url: str) -> list:
-    """Runs work(conn, n) in `workers` threads, each on its own connection, released together."""
-    results: list = [None] * workers
-    errors: list[BaseException] = []
-    start = threading.Barrier(workers)
-
-    def run(n: int) -> None:
-        try:
-            with psycopg.connect(url) as conn:
-                start.wait(timeout=30)
-                results[n] = work(conn, n)
-        except BaseException as err:  # surfaced below
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    return results
 
 
 def app_call(conn: psycopg.Connection, slug: str, admin: str, function: str, payload: dict) -> dict:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+from conftest import app_url_of, run_cli
 
 
 def nodes(plan: dict) -> Iterator[dict]:
@@ -47,8 +47,7 @@ def check_read_model(databases, orders: int) -> None:
     assert seeded.returncode == 0, seeded.stderr
     assert sum(t["orders"] for t in json.loads(seeded.stdout)["tenants"]) == orders
     per_tenant = orders // 10
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url_for(url, dbname, user=APP_LOGIN, password=TEST_PASSWORD), autocommit=True) as conn:
+    with psycopg.connect(app_url_of(url), autocommit=True) as conn:
         assert not conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()[0]
         conn.execute("SELECT app.set_context('demo-7', 'admin@demo-7.example', false)")
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from conftest import APP_LOGIN, TEST_PASSWORD, url_for
+from conftest import app_url_of
 
 SKU_A, SKU_B = "A-ONLY", "B-ONLY"
 
@@ -24,7 +24,7 @@ def db_url(databases) -> str:
 
 @pytest.fixture(scope="module")
 def app_url(db_url: str) -> str:
-    return url_for(db_url, psycopg.conninfo.conninfo_to_dict(db_url)["dbname"], user=APP_LOGIN, password=TEST_PASSWORD)
+    return app_url_of(db_url)
 
 
 def _as(conn: psycopg.Connection, slug: str, admin: str, function: str, payload: dict) -> dict:

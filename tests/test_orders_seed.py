@@ -10,7 +10,7 @@ import json
 import psycopg
 import pytest
 
-from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+from conftest import app_url_of, run_cli
 
 # Every row returned is a broken rule; run as a superuser (it reads every tenant).
 VIOLATIONS = """
@@ -83,8 +83,7 @@ def assert_verifies(url: str) -> None:
 
 
 def app_call(url: str, slug: str, function: str, payload: dict) -> dict:
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url_for(url, dbname, user=APP_LOGIN, password=TEST_PASSWORD)) as conn:
+    with psycopg.connect(app_url_of(url)) as conn:
         conn.execute("SELECT app.set_context(%s, %s)", (slug, f"admin@{slug}.example"))
         return conn.cursor(row_factory=psycopg.rows.dict_row).execute(
             f"SELECT * FROM app.{function}(%s)", (json.dumps(payload),)).fetchone()

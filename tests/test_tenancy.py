@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 
 import psycopg
 import pytest
 
-from conftest import APP_LOGIN, TEST_PASSWORD, run_cli, url_for
+from conftest import app_url_of, race, run_cli
 
 
 def _create_tenant(url: str, slug: str, admin: str) -> None:
@@ -24,33 +23,19 @@ def test_concurrent_user_creation_keeps_identifiers_unique_and_gapless(db_url: s
     slug = f"load-{secrets.token_hex(3)}"
     _create_tenant(db_url, slug, "root@load.test")
     workers, per_worker = 8, 20
-    results: list[tuple[str, str | None]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    start = threading.Barrier(workers)
 
-    def work(worker: int) -> None:
-        try:
-            with psycopg.connect(app_url) as conn:
-                start.wait()
-                for i in range(per_worker):
-                    # Every worker also races for the same email once: one wins, the rest NOOP.
-                    email = "dup@load.test" if i == per_worker // 2 else f"w{worker}-u{i}@load.test"
-                    with conn.transaction():
-                        conn.execute("SELECT app.set_context(%s, 'root@load.test')", (slug,))
-                        row = conn.execute("SELECT status, identifier FROM app.create_user(%s)",
-                                           (json.dumps({"email": email, "name": f"W{worker} U{i}"}),)).fetchone()
-                    with lock:
-                        results.append((row[0], row[1]))
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+    def work(conn: psycopg.Connection, worker: int) -> list[tuple[str, str | None]]:
+        rows = []
+        for i in range(per_worker):
+            # Every worker also races for the same email once: one wins, the rest NOOP.
+            email = "dup@load.test" if i == per_worker // 2 else f"w{worker}-u{i}@load.test"
+            with conn.transaction():
+                conn.execute("SELECT app.set_context(%s, 'root@load.test')", (slug,))
+                rows.append(conn.execute("SELECT status, identifier FROM app.create_user(%s)",
+                                         (json.dumps({"email": email, "name": f"W{worker} U{i}"}),)).fetchone())
+        return rows
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    results = [(status, ident) for rows in race(workers, work, app_url) for status, ident in rows]
     created = [ident for status, ident in results if status == "created"]
     noops = [ident for status, ident in results if status == "noop:already_exists"]
     assert len(results) == workers * per_worker
@@ -137,8 +122,7 @@ def test_lookups_by_id_or_identifier_are_index_scans(databases):
         user_id = conn.execute("SELECT u.id FROM tenancy.tb_user AS u JOIN tenancy.tb_organization AS o USING (tenant_id) "
                                "WHERE o.slug = 'lk-3' AND u.identifier = 'BULK-1500'").fetchone()[0]
     # As the application's role, so RLS adds the tenant predicate the indexes lead with.
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url_for(url, dbname, user=APP_LOGIN, password=TEST_PASSWORD), autocommit=True) as conn:
+    with psycopg.connect(app_url_of(url), autocommit=True) as conn:
         conn.execute("SELECT app.set_context('lk-3', 'admin3@lk.test', false)")
         plans = {
             "identifier": conn.execute("EXPLAIN SELECT * FROM app.v_users WHERE identifier = 'BULK-1500'").fetchall(),
