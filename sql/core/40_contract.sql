@@ -37,7 +37,6 @@ DECLARE
     v_check jsonb;
     v_out   jsonb := '[]';
     v_errors jsonb := '[]';
-    v_index integer := 0;
 BEGIN
     IF v_type IN ('string', 'email', 'reference', 'enum', 'uuid', 'timestamp') THEN
         IF v_kind <> 'string' THEN
@@ -155,8 +154,8 @@ BEGIN
         IF v_items IS NULL THEN
             RETURN pg_catalog.jsonb_build_object('value', p_value);
         END IF;
-        FOR v_check IN SELECT e FROM pg_catalog.jsonb_array_elements(p_value) AS e LOOP
-            v_check := core.validate_value(v_items, v_check, pg_catalog.format('%s[%s]', p_path, v_index));
+        FOR v_index IN 0 .. pg_catalog.jsonb_array_length(p_value) - 1 LOOP
+            v_check := core.validate_value(v_items, p_value -> v_index, p_path || '[' || v_index || ']');
             IF v_check ? 'error' THEN
                 v_errors := v_errors || pg_catalog.jsonb_build_array(v_check -> 'error');
             ELSIF v_check ? 'errors' THEN
@@ -164,7 +163,6 @@ BEGIN
             ELSE
                 v_out := v_out || pg_catalog.jsonb_build_array(v_check -> 'value');
             END IF;
-            v_index := v_index + 1;
         END LOOP;
         IF v_errors <> '[]' THEN
             RETURN pg_catalog.jsonb_build_object('errors', v_errors);
@@ -184,8 +182,10 @@ CREATE FUNCTION core.validate_input(p_contract jsonb, p_input jsonb, p_prefix te
 AS $$
 -- Returns {"value": sanitized object with defaults, "errors": [...]}; errors in contract order.
 DECLARE
+    v_fields jsonb := p_contract -> 'fields';
     v_field  jsonb;
     v_name   text;
+    v_known  text[] := '{}';
     v_path   text;
     v_check  jsonb;
     v_value  jsonb := '{}';
@@ -201,8 +201,12 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object('value', NULL, 'errors', pg_catalog.jsonb_build_array(
             core.field_error('input', 'too_long', 'input must be at most 1 MiB')));
     END IF;
-    FOR v_field IN SELECT f FROM pg_catalog.jsonb_array_elements(p_contract -> 'fields') AS f LOOP
+    -- Indexed loops and a key-set difference rather than queries: every app call validates,
+    -- and a query costs an executor start in every transaction.
+    FOR v_index IN 0 .. coalesce(pg_catalog.jsonb_array_length(v_fields), 0) - 1 LOOP
+        v_field := v_fields -> v_index;
         v_name := v_field ->> 'name';
+        v_known := v_known || v_name;
         v_path := p_prefix || v_name;
         IF NOT p_input ? v_name OR pg_catalog.jsonb_typeof(p_input -> v_name) = 'null' THEN
             IF coalesce((v_field ->> 'required')::boolean, false) THEN
@@ -221,11 +225,10 @@ BEGIN
             v_value := v_value || pg_catalog.jsonb_build_object(v_name, v_check -> 'value');
         END IF;
     END LOOP;
-    FOR v_key IN
-        SELECT k FROM pg_catalog.jsonb_object_keys(p_input) AS k
-         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p_contract -> 'fields') AS f WHERE f ->> 'name' = k)
-         ORDER BY k
-    LOOP
+    IF (p_input - v_known) = '{}' THEN
+        RETURN pg_catalog.jsonb_build_object('value', v_value, 'errors', v_errors);
+    END IF;
+    FOR v_key IN SELECT k FROM pg_catalog.jsonb_object_keys(p_input - v_known) AS k ORDER BY k LOOP
         v_errors := v_errors || pg_catalog.jsonb_build_array(core.field_error(p_prefix || v_key, 'unknown_field',
                         pg_catalog.format('%s is not a field of this input', p_prefix || pg_catalog.left(v_key, 100))));
     END LOOP;
