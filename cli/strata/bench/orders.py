@@ -561,13 +561,13 @@ class Measurement:
         return calls / seconds
 
 
-def _measure(bench: Bench, url: str, label: str, fixture: dict, rng: random.Random) -> Measurement:
-    """Every operation, Strata and both ORM variants alternating in rounds, over one URL."""
+def _measure(bench: Bench, url: str, result: Measurement, fixture: dict, rng: random.Random, *, writes: bool) -> None:
+    """The reads (writes=False) or the writes, Strata and both ORM variants alternating in
+    rounds, over one URL, added to result."""
     quick = bench.options.quick
     read_seconds = 0.15 if quick else 0.75
     read_rounds = 1 if quick else 4
     write_rounds, writes_per_round = fixture["write_rounds"], fixture["writes_per_round"]
-    result = Measurement(label)
     strata_conn = _client_connection(bench, url, "strata_app")
     orm_conn = _client_connection(bench, url, "strata_owner")
     try:
@@ -579,7 +579,7 @@ def _measure(bench: Bench, url: str, label: str, fixture: dict, rng: random.Rand
                  ("customer history", "customer_history", fixture["history_args"]),
                  ("inventory check (20 products)", "inventory", fixture["page_args"]),
                  ("revenue analytics (top 20)", "revenue", [None])]
-        for name, method, args in reads:
+        for name, method, args in ([] if writes else reads):
             for side, client in clients.items():  # warm up: prepared statements, caches
                 for a in args[:3]:
                     getattr(client, method)(a)
@@ -590,6 +590,9 @@ def _measure(bench: Bench, url: str, label: str, fixture: dict, rng: random.Rand
                     trips = (getattr(client, "round_trips", count) - before) / count if side != "strata" else 1
                     result.add((name, side), count, elapsed, trips)
 
+        if not writes:
+            result.round_trip = _round_trip_seconds(strata_conn)
+            return
         # Writes: each client creates its own orders, pays them, then cancels them (refunds).
         customers, hot = fixture["customers"], fixture["hot"]
         with bench.connect() as counter:
@@ -626,11 +629,9 @@ def _measure(bench: Bench, url: str, label: str, fixture: dict, rng: random.Rand
                         trips = ((getattr(client, "round_trips", 0) - before_trips) / len(inputs)
                                  if side != "strata" else 1)
                         result.add((name, side), len(inputs), elapsed, trips)
-        result.round_trip = _round_trip_seconds(strata_conn)
     finally:
         strata_conn.close()
         orm_conn.close()
-    return result
 
 
 def run(bench: Bench) -> list[Metric]:
@@ -668,24 +669,30 @@ def run(bench: Bench) -> list[Metric]:
                "history_args": rng.sample(customers, k=min(len(customers), 100)),
                "page_args": list(range(0, max(len(skus) - 20, 0) + 1, 20)) or [0]}
 
-    measured: list[Measurement] = []
-    for label, rtt in links:
-        # Every link starts from the same state: the writes leave dead row versions behind on
-        # the few hot products (thousands of updates a minute), which slow whoever comes next.
-        with bench.connect() as admin:
-            admin.execute("VACUUM (ANALYZE) orders.tb_product, orders.tb_order, orders.tb_order_item, orders.tb_payment,"
-                          " tenancy.tb_identifier_counter")
-        if rtt == 0:
-            measured.append(_measure(bench, bench.url, label, fixture, rng))
-            continue
+    def one_round_trip(port: int | None) -> float:
+        with bench.connect(url_through(bench.url, port) if port else bench.url) as conn:
+            return _round_trip_seconds(conn)
 
-        def one_round_trip(port: int | None) -> float:
-            with bench.connect(url_through(bench.url, port) if port else bench.url) as conn:
-                return _round_trip_seconds(conn)
-        link = DelayedLink.calibrated(Upstream.of(bench.url), rtt, one_round_trip)
-        try:
-            measured.append(_measure(bench, url_through(bench.url, link.port), label, fixture, rng))
-        finally:
+    measured = [Measurement(label) for label, _ in links]
+    started: list[DelayedLink] = []
+    try:
+        urls = []
+        for _, rtt in links:
+            if rtt == 0:
+                urls.append(bench.url)
+            else:
+                started.append(DelayedLink.calibrated(Upstream.of(bench.url), rtt, one_round_trip))
+                urls.append(url_through(bench.url, started[-1].port))
+        # The reads of every link first, all on the seeded data: the writes add orders, which
+        # the next link's order page would show (a page of the bench's few customers).
+        _vacuum(bench)
+        for url, m in zip(urls, measured):
+            _measure(bench, url, m, fixture, rng, writes=False)
+        for url, m in zip(urls, measured):
+            _vacuum(bench)
+            _measure(bench, url, m, fixture, rng, writes=True)
+    finally:
+        for link in started:
             link.stop()
 
     metrics = [Metric("orders: data", size, "orders", "",
@@ -715,6 +722,14 @@ def run(bench: Bench) -> list[Metric]:
                 f"{rate['strata'] / rate['orm_eager']:.2f}× (ORM {rate['orm_eager']:,.0f} ops/s, "
                 f"{m.trips[(name, 'orm_eager')]:.1f} round trips); published {PUBLISHED[name]}×{parity}{fresh}"))
     return metrics
+
+
+def _vacuum(bench: Bench) -> None:
+    """Every link's writes start from the same state: the writes leave dead row versions behind
+    on the few hot products (thousands of updates a minute), which slow whoever comes next."""
+    with bench.connect() as admin:
+        admin.execute("VACUUM (ANALYZE) orders.tb_product, orders.tb_order, orders.tb_order_item, orders.tb_payment,"
+                      " tenancy.tb_identifier_counter")
 
 
 def _round_trip_seconds(conn: psycopg.Connection) -> float:
