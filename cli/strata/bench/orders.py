@@ -33,11 +33,13 @@ forced RLS:
 The client is psycopg with prepared statements and no model layer, so it is faster than a
 real ORM (no per-row object construction): the ratios are conservative.
 
-Each measurement alternates Strata and the two ORM variants in rounds: reads for a fixed
-duration each, writes for a fixed number of orders (create, then pay those orders, then cancel
-them: a refund that releases the stock). The rounds are short (25 orders per client), so a busy
-moment of the machine (autovacuum, a seal of the ledger, the host) falls on every client alike
-instead of on one client's whole batch. Ratio = Strata ops/s ÷ ORM ops/s.
+Each measurement alternates Strata and the two ORM variants in short rounds, each round
+starting with the next client: reads for at least a fixed time over whole cycles of their
+inputs, writes for a fixed number of orders (create, then pay those orders, then cancel them: a
+refund that releases the stock), 25 per client and round. A busy moment of the machine
+(autovacuum, a seal of the ledger, the host) then falls on every client alike instead of on one
+client's whole batch. The reads of every link run first, on the seeded data, then the writes.
+Ratio = Strata ops/s ÷ ORM ops/s.
 """
 
 from __future__ import annotations
