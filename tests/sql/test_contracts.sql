@@ -1,6 +1,6 @@
 -- Input contracts: app.describe returns exactly what the validator enforces.
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 SELECT is(app.describe('create_user') ->> 'function', 'app.create_user', 'describe names the function');
 SELECT is(app.describe('app.create_user'), app.describe('create_user'), 'describe accepts the qualified name');
@@ -34,6 +34,14 @@ SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "m
                               '{"items": [{"q": 1}, {"x": 2}]}') -> 'errors',
           '[{"code": "required", "field": "items[1].q", "message": "items[1].q is required"}, {"code": "unknown_field", "field": "items[1].x", "message": "items[1].x is not a field of this input"}]'::jsonb,
           'nested items are validated with their path');
+SELECT is(core.validate_input('{"fields": [{"name": "a", "type": "integer", "required": true}]}', '{"zeta": 1, "beta": 2, "a": "x"}') -> 'errors',
+          '[{"code": "invalid_type", "field": "a", "message": "a must be a number"}, {"code": "unknown_field", "field": "beta", "message": "beta is not a field of this input"}, {"code": "unknown_field", "field": "zeta", "message": "zeta is not a field of this input"}]'::jsonb,
+          'field errors in contract order, then every unknown key in name order');
+SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "items": {"type": "integer"}}]}', '{"items": []}'),
+          '{"value": {"items": []}, "errors": []}'::jsonb, 'an empty array is valid when no minimum is set');
+SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "items": {"type": "integer", "max": 5}}]}', '{"items": [1, 9, 2, 7]}') -> 'errors',
+          '[{"code": "out_of_range", "field": "items[1]", "message": "items[1] must be between -2147483648 and 5"}, {"code": "out_of_range", "field": "items[3]", "message": "items[3] must be between -2147483648 and 5"}]'::jsonb,
+          'each bad array element is named by its index');
 SELECT is(core.validate_input('{"fields": []}', jsonb_build_object('x', repeat('y', 1100000))) #>> '{errors,0,code}',
           'too_long', 'inputs over 1 MiB are refused whole');
 SELECT * FROM finish();
