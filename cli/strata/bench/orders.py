@@ -729,8 +729,10 @@ def run(bench: Bench) -> list[Metric]:
 
 
 def _vacuum(bench: Bench) -> None:
-    """Every link's writes start from the same state: the writes leave dead row versions behind
-    on the few hot products (thousands of updates a minute), which slow whoever comes next."""
+    """VACUUM (ANALYZE) of the tables the bench reads and writes, before the reads (fresh
+    statistics after the seed) and before each link's writes: the writes leave dead row
+    versions behind on the few hot products (thousands of updates a minute), which would slow
+    the next link."""
     with bench.connect() as admin:
         admin.execute("VACUUM (ANALYZE) orders.tb_product, orders.tb_order, orders.tb_order_item, orders.tb_payment,"
                       " tenancy.tb_identifier_counter")
