@@ -44,12 +44,13 @@ Ratio = Strata ops/s ÷ ORM ops/s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -565,25 +566,34 @@ class Measurement:
         return calls / seconds
 
 
-def _measure(bench: Bench, url: str, result: Measurement, fixture: dict, rng: random.Random, *, writes: bool) -> None:
-    """The reads (writes=False) or the writes, Strata and both ORM variants alternating in
-    rounds, over one URL, added to result."""
-    quick = bench.options.quick
-    read_seconds = 0.15 if quick else 0.75
-    read_rounds = 1 if quick else 4
-    write_rounds, writes_per_round = fixture["write_rounds"], fixture["writes_per_round"]
+@contextlib.contextmanager
+def _clients(bench: Bench, url: str) -> Iterator[dict]:
+    """Strata (as strata_app) and both ORM variants (as strata_owner, one connection) over one
+    URL, under the bench tenant's context."""
     strata_conn = _client_connection(bench, url, "strata_app")
     orm_conn = _client_connection(bench, url, "strata_owner")
     try:
         tenant_id, actor_id = orm_conn.execute("SELECT tenant_id, actor_id FROM app.current_context()").fetchone()
-        clients = {"strata": StrataClient(strata_conn),
-                   "orm": OrmClient(orm_conn, tenant_id, actor_id, eager=False),
-                   "orm_eager": OrmClient(orm_conn, tenant_id, actor_id, eager=True)}
-        reads = [("order summary page (50 rows)", "summary_page", [None]),
-                 ("customer history", "customer_history", fixture["history_args"]),
-                 ("inventory check (20 products)", "inventory", fixture["page_args"]),
-                 ("revenue analytics (top 20)", "revenue", [None])]
-        for name, method, args in ([] if writes else reads):
+        yield {"strata": StrataClient(strata_conn),
+               "orm": OrmClient(orm_conn, tenant_id, actor_id, eager=False),
+               "orm_eager": OrmClient(orm_conn, tenant_id, actor_id, eager=True)}
+    finally:
+        strata_conn.close()
+        orm_conn.close()
+
+
+def _measure_reads(bench: Bench, url: str, result: Measurement, fixture: dict) -> None:
+    """Every read, Strata and both ORM variants alternating in rounds over one URL, and the
+    URL's round trip, added to result."""
+    quick = bench.options.quick
+    read_seconds = 0.15 if quick else 0.75
+    read_rounds = 1 if quick else 4
+    reads = [("order summary page (50 rows)", "summary_page", [None]),
+             ("customer history", "customer_history", fixture["history_args"]),
+             ("inventory check (20 products)", "inventory", fixture["page_args"]),
+             ("revenue analytics (top 20)", "revenue", [None])]
+    with _clients(bench, url) as clients:
+        for name, method, args in reads:
             for side, client in clients.items():  # warm up: prepared statements, caches
                 for a in args[:3]:
                     getattr(client, method)(a)
@@ -593,10 +603,14 @@ def _measure(bench: Bench, url: str, result: Measurement, fixture: dict, rng: ra
                     count, elapsed = _timed_for(getattr(client, method), args, read_seconds)
                     trips = (getattr(client, "round_trips", count) - before) / count if side != "strata" else 1
                     result.add((name, side), count, elapsed, trips)
+        result.round_trip = _round_trip_seconds(clients["strata"].conn)
 
-        if not writes:
-            result.round_trip = _round_trip_seconds(strata_conn)
-            return
+
+def _measure_writes(bench: Bench, url: str, result: Measurement, fixture: dict, rng: random.Random) -> None:
+    """Every write, Strata and both ORM variants alternating in rounds over one URL, added to
+    result."""
+    write_rounds, writes_per_round = fixture["write_rounds"], fixture["writes_per_round"]
+    with _clients(bench, url) as clients:
         # Writes: each client creates its own orders, pays them, then cancels them (refunds).
         customers, hot = fixture["customers"], fixture["hot"]
         with bench.connect() as counter:
@@ -633,9 +647,6 @@ def _measure(bench: Bench, url: str, result: Measurement, fixture: dict, rng: ra
                         trips = ((getattr(client, "round_trips", 0) - before_trips) / len(inputs)
                                  if side != "strata" else 1)
                         result.add((name, side), len(inputs), elapsed, trips)
-    finally:
-        strata_conn.close()
-        orm_conn.close()
 
 
 def run(bench: Bench) -> list[Metric]:
@@ -691,10 +702,10 @@ def run(bench: Bench) -> list[Metric]:
         # the next link's order page would show (a page of the bench's few customers).
         _vacuum(bench)
         for url, m in zip(urls, measured):
-            _measure(bench, url, m, fixture, rng, writes=False)
+            _measure_reads(bench, url, m, fixture)
         for url, m in zip(urls, measured):
             _vacuum(bench)
-            _measure(bench, url, m, fixture, rng, writes=True)
+            _measure_writes(bench, url, m, fixture, rng)
     finally:
         for link in started:
             link.stop()
