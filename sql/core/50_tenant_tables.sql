@@ -37,6 +37,12 @@ CREATE FUNCTION core.tg_tenant_row__stamp()
 AS $$
 -- Keeps the bookkeeping columns honest whatever the writer does: tenant_id and id never
 -- change, a real change bumps version and records who and when, a no-op update does not.
+-- A real change is found by comparing the rows byte for byte with the bookkeeping columns
+-- set aside (record image equality): every write to a tenant table runs this, and turning
+-- both rows into jsonb to compare them cost about four times as much.
+DECLARE
+    v_updated_at timestamptz;
+    v_updated_by uuid;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         NEW.created_by := coalesce(NEW.created_by, core.current_actor_id());
@@ -47,13 +53,18 @@ BEGIN
         RAISE EXCEPTION '%.%: tenant_id and id never change', TG_TABLE_SCHEMA, TG_TABLE_NAME
               USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    IF (pg_catalog.to_jsonb(NEW) - ARRAY['version', 'updated_at', 'updated_by'])
-       IS DISTINCT FROM (pg_catalog.to_jsonb(OLD) - ARRAY['version', 'updated_at', 'updated_by']) THEN
+    v_updated_at := NEW.updated_at;
+    v_updated_by := NEW.updated_by;
+    NEW.version := OLD.version;
+    NEW.updated_at := OLD.updated_at;
+    NEW.updated_by := OLD.updated_by;
+    IF NEW *= OLD THEN
+        NEW.updated_at := v_updated_at;
+        NEW.updated_by := v_updated_by;
+    ELSE
         NEW.version := OLD.version + 1;
         NEW.updated_at := pg_catalog.now();
         NEW.updated_by := core.current_actor_id();
-    ELSE
-        NEW.version := OLD.version;
     END IF;
     RETURN NEW;
 END
