@@ -1,9 +1,10 @@
 -- requires: 0005_open_orders
 
 /* The orders API (SPEC §3.5, inputs §3.6). Each app function: its contract
-   (core.contract__<name>, also what app.describe returns), then the function: validate the
-   JSON, call core with typed arguments. Errors caused by data become refusals; serialization
-   failures and deadlocks propagate so the client retries. */
+   (core.contract__<name>, also what app.describe returns) compiled into its input check
+   (core.prepare__<name>), then the function: validate the JSON, call core with typed
+   arguments. Errors caused by data become refusals; serialization failures and deadlocks
+   propagate so the client retries. */
 
 CREATE FUNCTION core.contract__create_customer()
     RETURNS jsonb
@@ -22,6 +23,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__create_customer() IS 'Input contract of app.create_customer.';
+SELECT core.compile_contract('create_customer');
 
 CREATE FUNCTION app.create_customer(input jsonb)
     RETURNS app.mutation_result
@@ -34,7 +36,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__create_customer(), input, 'customer');
+    v_in := core.prepare__create_customer(input, 'customer');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -72,6 +74,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__create_product() IS 'Input contract of app.create_product.';
+SELECT core.compile_contract('create_product');
 
 CREATE FUNCTION app.create_product(input jsonb)
     RETURNS app.mutation_result
@@ -84,7 +87,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__create_product(), input, 'product');
+    v_in := core.prepare__create_product(input, 'product');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -119,6 +122,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__restock_product() IS 'Input contract of app.restock_product.';
+SELECT core.compile_contract('restock_product');
 
 CREATE FUNCTION app.restock_product(input jsonb)
     RETURNS app.mutation_result
@@ -131,7 +135,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__restock_product(), input, 'product');
+    v_in := core.prepare__restock_product(input, 'product');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -166,6 +170,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__create_order() IS 'Input contract of app.create_order.';
+SELECT core.compile_contract('create_order');
 
 CREATE FUNCTION app.create_order(input jsonb)
     RETURNS app.mutation_result
@@ -178,7 +183,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__create_order(), input, 'order');
+    v_in := core.prepare__create_order(input, 'order');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -214,6 +219,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__add_order_item() IS 'Input contract of app.add_order_item.';
+SELECT core.compile_contract('add_order_item');
 
 CREATE FUNCTION app.add_order_item(input jsonb)
     RETURNS app.mutation_result
@@ -226,7 +232,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__add_order_item(), input, 'order');
+    v_in := core.prepare__add_order_item(input, 'order');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -262,6 +268,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__process_payment() IS 'Input contract of app.process_payment.';
+SELECT core.compile_contract('process_payment');
 
 CREATE FUNCTION app.process_payment(input jsonb)
     RETURNS app.mutation_result
@@ -274,7 +281,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__process_payment(), input, 'order');
+    v_in := core.prepare__process_payment(input, 'order');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -309,6 +316,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__cancel_order() IS 'Input contract of app.cancel_order.';
+SELECT core.compile_contract('cancel_order');
 
 CREATE FUNCTION app.cancel_order(input jsonb)
     RETURNS app.mutation_result
@@ -321,7 +329,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__cancel_order(), input, 'order');
+    v_in := core.prepare__cancel_order(input, 'order');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -355,6 +363,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__update_order_status() IS 'Input contract of app.update_order_status.';
+SELECT core.compile_contract('update_order_status');
 
 CREATE FUNCTION app.update_order_status(input jsonb)
     RETURNS app.mutation_result
@@ -367,7 +376,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__update_order_status(), input, 'order');
+    v_in := core.prepare__update_order_status(input, 'order');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;

@@ -1,8 +1,8 @@
 -- requires: 0003_tenancy
 
 /* The tenancy API. Each app function: its contract (core.contract__<name>, also what
-   app.describe returns), then the function itself: validate the JSON, call core with typed
-   arguments. Errors caused by data become refusals; serialization failures and deadlocks
+   app.describe returns) compiled into its input check (core.prepare__<name>), then the
+   function itself: validate the JSON, call core with typed arguments. Errors caused by data become refusals; serialization failures and deadlocks
    propagate so the client retries. */
 
 CREATE FUNCTION core.contract__create_user()
@@ -21,6 +21,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__create_user() IS 'Input contract of app.create_user.';
+SELECT core.compile_contract('create_user');
 
 CREATE FUNCTION app.create_user(input jsonb)
     RETURNS app.mutation_result
@@ -33,7 +34,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__create_user(), input, 'user');
+    v_in := core.prepare__create_user(input, 'user');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -70,6 +71,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__update_user() IS 'Input contract of app.update_user.';
+SELECT core.compile_contract('update_user');
 
 CREATE FUNCTION app.update_user(input jsonb)
     RETURNS app.mutation_result
@@ -82,7 +84,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__update_user(), input, 'user');
+    v_in := core.prepare__update_user(input, 'user');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -117,6 +119,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__deactivate_user() IS 'Input contract of app.deactivate_user.';
+SELECT core.compile_contract('deactivate_user');
 
 CREATE FUNCTION app.deactivate_user(input jsonb)
     RETURNS app.mutation_result
@@ -129,7 +132,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__deactivate_user(), input, 'user');
+    v_in := core.prepare__deactivate_user(input, 'user');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -159,6 +162,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__grant_role() IS 'Input contract of app.grant_role.';
+SELECT core.compile_contract('grant_role');
 
 CREATE FUNCTION app.grant_role(input jsonb)
     RETURNS app.mutation_result
@@ -171,7 +175,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__grant_role(), input, 'user');
+    v_in := core.prepare__grant_role(input, 'user');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
@@ -201,6 +205,7 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__revoke_role() IS 'Input contract of app.revoke_role.';
+SELECT core.compile_contract('revoke_role');
 
 CREATE FUNCTION app.revoke_role(input jsonb)
     RETURNS app.mutation_result
@@ -213,7 +218,7 @@ DECLARE
     v_in     core.prepared_input;
     v_result app.mutation_result;
 BEGIN
-    v_in := core.prepare_input(core.contract__revoke_role(), input, 'user');
+    v_in := core.prepare__revoke_role(input, 'user');
     IF (v_in.refusal).status IS NOT NULL THEN
         RETURN v_in.refusal;
     END IF;
