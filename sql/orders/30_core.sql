@@ -349,16 +349,31 @@ CREATE FUNCTION core.lock_order(p_order text)
     VOLATILE
     LANGUAGE plpgsql
 AS $$
--- The order of the tenant in context, locked for update; NULL when there is none.
+-- The order of the tenant in context, locked for update; NULL when there is none. A current
+-- id or identifier is found and locked in one statement (every change to an order starts
+-- here); a retired identifier is resolved by core.resolve first.
 DECLARE
-    v_ref record := core.resolve_order(p_order);
     v_row orders.tb_order;
+    v_pk  bigint;
 BEGIN
-    IF v_ref.pk IS NULL THEN
+    IF core.is_uuid(p_order) THEN
+        SELECT * INTO v_row FROM orders.tb_order AS o
+         WHERE o.tenant_id = core.current_tenant_id() AND o.id = p_order::uuid
+           FOR UPDATE;
+    ELSE
+        SELECT * INTO v_row FROM orders.tb_order AS o
+         WHERE o.tenant_id = core.current_tenant_id() AND o.identifier = p_order
+           FOR UPDATE;
+    END IF;
+    IF v_row.pk_order IS NOT NULL THEN
+        RETURN v_row;
+    END IF;
+    v_pk := (core.resolve('orders.tb_order', p_order)).pk;
+    IF v_pk IS NULL THEN
         RETURN NULL;
     END IF;
     SELECT * INTO v_row FROM orders.tb_order AS o
-     WHERE o.tenant_id = core.current_tenant_id() AND o.pk_order = v_ref.pk
+     WHERE o.tenant_id = core.current_tenant_id() AND o.pk_order = v_pk
        FOR UPDATE;
     RETURN v_row;
 END
@@ -567,12 +582,19 @@ BEGIN
                                    'order', NULL, v_order.id, v_order.identifier, v_order.version);
     END IF;
     PERFORM core.release_stock(v_order.pk_order, false);
-    -- A paid order is refunded in full: every captured payment is marked refunded.
-    UPDATE orders.tb_payment AS pm SET status = 'refunded', refunded_at = pg_catalog.now()
-     WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'captured';
-    SELECT coalesce(pg_catalog.sum(pm.amount), 0) INTO v_refund
-      FROM orders.tb_payment AS pm
-     WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'refunded';
+    -- A paid order is refunded in full: every captured payment is marked refunded, and the
+    -- refund is what that marks plus anything refunded before (the scan of the table sees it
+    -- as it was before this statement).
+    WITH refunded AS (
+        UPDATE orders.tb_payment AS pm SET status = 'refunded', refunded_at = pg_catalog.now()
+         WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'captured'
+        RETURNING pm.amount
+    )
+    SELECT coalesce(pg_catalog.sum(r.amount), 0) INTO v_refund
+      FROM (SELECT rf.amount FROM refunded AS rf
+            UNION ALL
+            SELECT pm.amount FROM orders.tb_payment AS pm
+             WHERE pm.tenant_id = v_order.tenant_id AND pm.fk_order = v_order.pk_order AND pm.status = 'refunded') AS r;
     UPDATE orders.tb_order AS o
        SET status = 'cancelled', cancel_reason = p_reason, cancelled_at = pg_catalog.now(),
            refund_amount = CASE WHEN v_refund > 0 THEN v_refund END

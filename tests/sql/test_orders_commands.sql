@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(100);
+SELECT plan(104);
 
 DO $$
 BEGIN
@@ -176,5 +176,12 @@ SELECT is((core.resolve_product('widget-1')).identifier, 'WIDGET-1', 'resolve_pr
 UPDATE orders.tb_customer SET identifier = 'CUS-RENAMED' WHERE identifier = 'CUS-000002' AND tenant_id = core.current_tenant_id();
 SELECT is((core.resolve_customer('CUS-000002')).identifier, 'CUS-RENAMED', 'resolve_customer: a retired identifier still resolves');
 SELECT is((core.resolve_customer('CUS-999999')).pk, NULL, 'resolve_customer: unknown is NULL');
+-- core.lock_order finds and locks in one statement, and falls back to core.resolve the same way.
+SELECT is((core.lock_order('ORD-000001')).identifier, 'ORD-000001', 'lock_order: by identifier');
+SELECT is((core.lock_order((SELECT id::text FROM orders.tb_order WHERE identifier = 'ORD-000001' AND tenant_id = core.current_tenant_id()))).identifier,
+          'ORD-000001', 'lock_order: by id');
+UPDATE orders.tb_order SET identifier = 'ORD-RENAMED' WHERE identifier = 'ORD-000001' AND tenant_id = core.current_tenant_id();
+SELECT is((core.lock_order('ORD-000001')).identifier, 'ORD-RENAMED', 'lock_order: a retired identifier still finds the order');
+SELECT is((core.lock_order('ORD-999999')).pk_order, NULL, 'lock_order: unknown is NULL');
 SELECT * FROM finish();
 ROLLBACK;
