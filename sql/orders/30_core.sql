@@ -210,42 +210,42 @@ END
 $$;
 COMMENT ON FUNCTION core.restock_product(text, integer) IS 'Adds stock on hand to a product; needs products.manage.';
 
-CREATE FUNCTION core.reserve_stock(p_lines jsonb)
-    RETURNS jsonb
+CREATE FUNCTION core.reserve_stock(p_lines jsonb, OUT shortfalls jsonb, OUT units integer, OUT total numeric)
     VOLATILE
     LANGUAGE plpgsql
 AS $$
 -- p_lines: [{"pk": product pk, "quantity": n, "field": input path}], one entry per product.
 -- Locks the products in pk order (no deadlock between concurrent orders), then either
--- reserves every line and returns '[]', or reserves nothing and returns the shortfalls.
+-- reserves every line and returns no shortfalls ('[]') with the lines' units and total at the
+-- locked prices, or reserves nothing and returns the shortfalls. Locking, checking and totalling
+-- are one statement: the locked rows are read as they are once locked.
 DECLARE
     v_tenant uuid := core.current_tenant_id();
-    v_short  jsonb;
 BEGIN
-    PERFORM 1 FROM orders.tb_product AS p
-     WHERE p.tenant_id = v_tenant
-       AND p.pk_product IN (SELECT (l ->> 'pk')::bigint FROM pg_catalog.jsonb_array_elements(p_lines) AS l)
-     ORDER BY p.pk_product
-       FOR UPDATE;
     SELECT coalesce(pg_catalog.jsonb_agg(core.field_error(l ->> 'field', 'insufficient_stock',
                pg_catalog.format('%s has %s available, %s requested', p.sku, p.stock_on_hand - p.stock_reserved, l ->> 'quantity'))
-               ORDER BY l ->> 'field'), '[]')
-      INTO v_short
+               ORDER BY l ->> 'field') FILTER (WHERE p.stock_on_hand - p.stock_reserved < (l ->> 'quantity')::integer), '[]'),
+           pg_catalog.sum((l ->> 'quantity')::integer)::integer,
+           pg_catalog.sum(p.price * (l ->> 'quantity')::integer)
+      INTO shortfalls, units, total
       FROM pg_catalog.jsonb_array_elements(p_lines) AS l
-      JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (l ->> 'pk')::bigint
-     WHERE p.stock_on_hand - p.stock_reserved < (l ->> 'quantity')::integer;
-    IF v_short <> '[]' THEN
-        RETURN v_short;
+      JOIN (SELECT lp.pk_product, lp.sku, lp.price, lp.stock_on_hand, lp.stock_reserved
+              FROM orders.tb_product AS lp
+             WHERE lp.tenant_id = v_tenant
+               AND lp.pk_product IN (SELECT (pl ->> 'pk')::bigint FROM pg_catalog.jsonb_array_elements(p_lines) AS pl)
+             ORDER BY lp.pk_product
+               FOR UPDATE) AS p ON p.pk_product = (l ->> 'pk')::bigint;
+    IF shortfalls <> '[]' THEN
+        RETURN;
     END IF;
     UPDATE orders.tb_product AS p
        SET stock_reserved = p.stock_reserved + (l ->> 'quantity')::integer
       FROM pg_catalog.jsonb_array_elements(p_lines) AS l
      WHERE p.tenant_id = v_tenant AND p.pk_product = (l ->> 'pk')::bigint;
-    RETURN '[]';
 END
 $$;
 COMMENT ON FUNCTION core.reserve_stock(jsonb) IS
-    'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any.';
+    'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any, and the lines'' units and total.';
 
 CREATE FUNCTION core.create_order(
     p_customer text,
@@ -262,13 +262,10 @@ DECLARE
     v_existing record;
     v_customer record;
     v_item     jsonb;
-    v_index    integer := 0;
     v_ref      record;
     v_lines    jsonb := '[]';
     v_missing  jsonb := '[]';
-    v_short    jsonb;
-    v_units    integer;
-    v_total    numeric;
+    v_reserved record;
     v_order    record;
 BEGIN
     IF NOT core.has_permission('orders.create') THEN
@@ -288,7 +285,8 @@ BEGIN
     END IF;
 
     -- Resolve every product; the same product twice becomes one line.
-    FOR v_item IN SELECT e FROM pg_catalog.jsonb_array_elements(p_items) AS e LOOP
+    FOR v_index IN 0 .. pg_catalog.jsonb_array_length(p_items) - 1 LOOP
+        v_item := p_items -> v_index;
         v_ref := core.resolve_product(v_item ->> 'product');
         IF v_ref.pk IS NULL THEN
             v_missing := v_missing || pg_catalog.jsonb_build_array(core.field_error(
@@ -304,23 +302,20 @@ BEGIN
                 'pk', v_ref.pk, 'quantity', (v_item ->> 'quantity')::integer,
                 'field', pg_catalog.format('items[%s].quantity', v_index)));
         END IF;
-        v_index := v_index + 1;
     END LOOP;
     IF v_missing <> '[]' THEN
         RETURN core.result_refused('not_found:product', v_missing -> 0 ->> 'message', 'order', v_missing);
     END IF;
 
     BEGIN
-        v_short := core.reserve_stock(v_lines);
-        IF v_short <> '[]' THEN
-            RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short);
+        v_reserved := core.reserve_stock(v_lines);
+        IF v_reserved.shortfalls <> '[]' THEN
+            RETURN core.result_refused('conflict:insufficient_stock', v_reserved.shortfalls -> 0 ->> 'message', 'order',
+                                       v_reserved.shortfalls);
         END IF;
-        SELECT pg_catalog.sum((x.l ->> 'quantity')::integer)::integer, pg_catalog.sum(p.price * (x.l ->> 'quantity')::integer)
-          INTO v_units, v_total
-          FROM pg_catalog.jsonb_array_elements(v_lines) AS x(l)
-          JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (x.l ->> 'pk')::bigint;
         INSERT INTO orders.tb_order (tenant_id, identifier, fk_customer, item_count, total_amount, notes, idempotency_key)
-        VALUES (v_tenant, core.next_identifier('order', 'ORD-'), v_customer.pk, v_units, v_total, p_notes, p_idempotency_key)
+        VALUES (v_tenant, core.next_identifier('order', 'ORD-'), v_customer.pk, v_reserved.units, v_reserved.total,
+                p_notes, p_idempotency_key)
         RETURNING pk_order, id, identifier INTO v_order;
         INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
         SELECT v_tenant, v_order.identifier || '-' || x.o, v_order.pk_order, p.pk_product, x.o,
@@ -466,8 +461,8 @@ BEGIN
     IF v_product.pk IS NULL THEN
         RETURN core.not_found('product', p_product);
     END IF;
-    v_short := core.reserve_stock(pg_catalog.jsonb_build_array(
-        pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')));
+    v_short := (core.reserve_stock(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')))).shortfalls;
     IF v_short <> '[]' THEN
         RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short,
                                    v_order.id, v_order.identifier, v_order.version);
