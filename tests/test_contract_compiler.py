@@ -10,6 +10,7 @@ import json
 import uuid
 
 import psycopg
+from psycopg import sql
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -173,3 +174,93 @@ def test_compiling_an_unknown_contract_is_a_clear_error(tx: psycopg.Connection):
     tx.rollback()
     with pytest.raises(psycopg.errors.UndefinedFunction):
         tx.execute("SELECT core.compile_contract('x; DROP TABLE y')")
+
+
+PROBE_CONTRACT = {
+    "description": "Every field type and option the compiler knows, and some it leaves to validate_value.",
+    "fields": [
+        {"name": "code", "type": "string", "required": True, "case": "upper", "pattern": "^[A-Z]{2}[0-9]$"},
+        {"name": "raw", "type": "string", "trim": False, "max_length": 5},
+        {"name": "low", "type": "string", "case": "lower", "min_length": 2, "default": "zz"},
+        {"name": "mail", "type": "email"},
+        {"name": "ref", "type": "reference", "pattern": "^R"},
+        {"name": "uid", "type": "uuid", "pattern": "^0"},
+        {"name": "kind", "type": "enum", "values": ["a", "ab", "b"], "pattern": "^..$"},
+        {"name": "count", "type": "integer", "min": -5, "max": 5, "default": 0},
+        {"name": "price", "type": "decimal", "scale": 2, "max": 100},
+        {"name": "ratio", "type": "decimal"},
+        {"name": "flag", "type": "boolean", "default": False},
+        {"name": "meta", "type": "object", "max_bytes": 40},
+        {"name": "address", "type": "object", "fields": [{"name": "city", "type": "string", "required": True}]},
+        {"name": "tags", "type": "array", "max_items": 3},
+        {"name": "at", "type": "timestamp"},
+        {"name": "lines", "type": "array", "min_items": 1, "max_items": 3,
+         "items": {"type": "object", "max_bytes": 200, "fields": [
+             {"name": "sku", "type": "reference", "required": True},
+             {"name": "qty", "type": "integer", "min": 1, "default": 1},
+             {"name": "note", "type": "string", "max_length": 10}]}},
+        {"name": "names", "type": "array", "items": {"type": "string", "max_length": 3}},
+    ],
+}
+PROBE_VALID = {"code": " ab1 ", "raw": " x ", "low": " MiXed ", "mail": " A@B.CO ", "ref": " R-1 ",
+               "uid": "01a204e1-80dc-78a5-9e50-abaf94d9258c", "kind": " ab ", "count": -5, "price": 99.5,
+               "ratio": -1e20, "flag": True, "meta": {"k": 1}, "address": {"city": " Oslo "}, "tags": [1, "x"],
+               "at": "2026-01-02T03:04:05Z", "lines": [{"sku": " S ", "note": " n "}, {"sku": "T", "qty": 3}],
+               "names": ["ab", " c "]}
+
+
+def test_every_field_type_and_option_compiles_to_the_same_answers(tx: psycopg.Connection):
+    """A probe contract with every type and option (the app contracts use only some), compiled
+    and compared in a transaction that is rolled back."""
+    tx.execute(f"CREATE FUNCTION core.contract__zz_probe() RETURNS jsonb IMMUTABLE LANGUAGE sql"
+               f" AS $$ SELECT {sql.quote(json.dumps(PROBE_CONTRACT))}::jsonb $$")
+    tx.execute("SELECT core.compile_contract('zz_probe')")
+    big = "x" * 300
+    probes = [PROBE_VALID, {"code": "ab1"}, {**PROBE_VALID, "lines": None}, {**PROBE_VALID, "low": None},
+              {**PROBE_VALID, "code": "ab12"}, {**PROBE_VALID, "uid": "11a204e1-80dc-78a5-9e50-abaf94d9258c"},
+              {**PROBE_VALID, "kind": "a"}, {**PROBE_VALID, "kind": "c"}, {**PROBE_VALID, "ref": "X"},
+              {**PROBE_VALID, "raw": "  x   "}, {**PROBE_VALID, "raw": "12345"}, {**PROBE_VALID, "low": " A "},
+              {**PROBE_VALID, "mail": "a@b"}, {**PROBE_VALID, "price": 1.005}, {**PROBE_VALID, "price": "__raw_12.500__"},
+              {**PROBE_VALID, "price": 100.01}, {**PROBE_VALID, "ratio": "__raw_-0__"}, {**PROBE_VALID, "flag": "true"},
+              {**PROBE_VALID, "meta": {"k": big}}, {**PROBE_VALID, "meta": []}, {**PROBE_VALID, "address": {}},
+              {**PROBE_VALID, "address": {"city": "Oslo", "zip": 1}}, {**PROBE_VALID, "tags": [1, 2, 3, 4]},
+              {**PROBE_VALID, "tags": {}}, {**PROBE_VALID, "at": "2026-01-02"}, {**PROBE_VALID, "at": "2026-02-30T00:00:00Z"},
+              {**PROBE_VALID, "lines": []}, {**PROBE_VALID, "lines": [{"sku": "S", "note": big}]},
+              {**PROBE_VALID, "lines": [{"sku": "S", "qty": None}]}, {**PROBE_VALID, "lines": [{"sku": "S", "x": 1}]},
+              {**PROBE_VALID, "lines": [{"qty": 1}]}, {**PROBE_VALID, "lines": [{"sku": "S", "qty": 0}]},
+              {**PROBE_VALID, "lines": ["S"]}, {**PROBE_VALID, "lines": [{"sku": "S"}] * 4},
+              {**PROBE_VALID, "names": ["abcd"]}, {**PROBE_VALID, "names": [1]}, {**PROBE_VALID, "extra": None},
+              {**PROBE_VALID, "meta": {"k": "y" * 2_000_000}}]
+    for payload in probes:
+        value = _json(payload)
+        before = _fallbacks(tx)
+        compiled = tx.execute("SELECT core.prepare__zz_probe(%s::jsonb, 'e')::text", (value,)).fetchone()[0]
+        fell_back = _fallbacks(tx) > before
+        generic, ok = tx.execute("SELECT p::text, (p).refusal IS NULL"
+                                 " FROM core.prepare_input(core.contract__zz_probe(), %s::jsonb, 'e') AS p", (value,)).fetchone()
+        assert compiled == generic, payload
+        assert not (ok and fell_back), (payload, "a valid input left the compiled path")
+    assert tx.execute("SELECT (core.prepare__zz_probe(%s::jsonb, 'e')).refusal IS NULL", (_json(PROBE_VALID),)).fetchone()[0]
+    tx.execute("SELECT set_config('strata.tenant_id', '', false)")
+    assert tx.execute("SELECT ((core.prepare__zz_probe(%s::jsonb, 'e')).refusal).status",
+                      (_json(PROBE_VALID),)).fetchone()[0] == "forbidden:context"
+    tx.rollback()
+
+
+def test_each_compiled_check_is_current_with_its_contract(tx: psycopg.Connection):
+    """Compiling again changes nothing: no contract was edited without compiling it."""
+    for name in _contracts(tx):
+        before = tx.execute(f"SELECT pg_get_functiondef('core.prepare__{name}(jsonb, text)'::regprocedure)").fetchone()[0]
+        tx.execute("SELECT core.compile_contract(%s)", (name,))
+        after = tx.execute(f"SELECT pg_get_functiondef('core.prepare__{name}(jsonb, text)'::regprocedure)").fetchone()[0]
+        assert after == before, f"core.prepare__{name} is stale: its contract changed without core.compile_contract"
+    tx.rollback()
+
+
+def test_contract_text_cannot_end_the_generated_body(tx: psycopg.Connection):
+    tx.execute("CREATE FUNCTION core.contract__zz_quote() RETURNS jsonb IMMUTABLE LANGUAGE sql AS $q$ SELECT"
+               """ '{"fields": [{"name": "a$body$''; $$", "type": "string", "pattern": "^[$]body[$]"}]}'::jsonb $q$""")
+    tx.execute("SELECT core.compile_contract('zz_quote')")
+    value = tx.execute("""SELECT (core.prepare__zz_quote('{"a$body$''; $$": " $body$ "}', 'e')).value""").fetchone()[0]
+    assert value == {"a$body$'; $$": "$body$"}
+    tx.rollback()

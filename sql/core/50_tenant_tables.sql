@@ -41,8 +41,7 @@ AS $$
 -- set aside (record image equality): every write to a tenant table runs this, and turning
 -- both rows into jsonb to compare them cost about four times as much.
 DECLARE
-    v_updated_at timestamptz;
-    v_updated_by uuid;
+    v_probe record;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         NEW.created_by := coalesce(NEW.created_by, core.current_actor_id());
@@ -53,14 +52,12 @@ BEGIN
         RAISE EXCEPTION '%.%: tenant_id and id never change', TG_TABLE_SCHEMA, TG_TABLE_NAME
               USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    v_updated_at := NEW.updated_at;
-    v_updated_by := NEW.updated_by;
-    NEW.version := OLD.version;
-    NEW.updated_at := OLD.updated_at;
-    NEW.updated_by := OLD.updated_by;
-    IF NEW *= OLD THEN
-        NEW.updated_at := v_updated_at;
-        NEW.updated_by := v_updated_by;
+    v_probe := NEW;
+    v_probe.version := OLD.version;
+    v_probe.updated_at := OLD.updated_at;
+    v_probe.updated_by := OLD.updated_by;
+    IF v_probe *= OLD THEN
+        NEW.version := OLD.version;
     ELSE
         NEW.version := OLD.version + 1;
         NEW.updated_at := pg_catalog.now();

@@ -285,7 +285,7 @@ BEGIN
     END IF;
 
     -- Resolve every product; the same product twice becomes one line.
-    FOR v_index IN 0 .. pg_catalog.jsonb_array_length(p_items) - 1 LOOP
+    FOR v_index IN 0 .. coalesce(pg_catalog.jsonb_array_length(p_items), 0) - 1 LOOP
         v_item := p_items -> v_index;
         v_ref := core.resolve_product(v_item ->> 'product');
         IF v_ref.pk IS NULL THEN

@@ -2,8 +2,8 @@
 
 /* The tenancy API. Each app function: its contract (core.contract__<name>, also what
    app.describe returns) compiled into its input check (core.prepare__<name>), then the
-   function itself: validate the JSON, call core with typed arguments. Errors caused by data become refusals; serialization failures and deadlocks
-   propagate so the client retries. */
+   function itself: validate the JSON, call core with typed arguments. Errors caused by data
+   become refusals; serialization failures and deadlocks propagate so the client retries. */
 
 CREATE FUNCTION core.contract__create_user()
     RETURNS jsonb

@@ -2,7 +2,7 @@
 -- authors on insert, version + 1 and who and when on a real change, nothing on a no-op
 -- update (and then no ledger event either), tenant_id and id immutable.
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 
 SELECT is((core.create_tenant('Rows Inc', 'rows', 'rae@r.test', 'Rae Rows')).status, 'created', 'a tenant to write in');
 CREATE TEMP TABLE fixture ON COMMIT DROP AS
@@ -27,6 +27,8 @@ SELECT is((SELECT version FROM tenancy.tb_user WHERE identifier = 'USR-ROWS'), (
           'an update that writes the same values keeps the version');
 SELECT is((SELECT count(*) FROM audit.events AS e JOIN tenancy.tb_user AS u ON e.entity_id = u.id WHERE u.identifier = 'USR-ROWS'),
           (SELECT events FROM before), 'and writes no ledger event');
+SELECT is((SELECT updated_at FROM tenancy.tb_user WHERE identifier = 'USR-ROWS'), now() - interval '1 day',
+          'and keeps the time the row last changed (here back-dated by the writer)');
 
 UPDATE tenancy.tb_user SET version = 99 WHERE identifier = 'USR-ROWS';
 SELECT is((SELECT version FROM tenancy.tb_user WHERE identifier = 'USR-ROWS'), (SELECT version FROM before),
