@@ -296,11 +296,11 @@ COMMENT ON FUNCTION core.prepare_input(jsonb, jsonb, text) IS
     'Context and contract check of an app mutation''s input: the sanitized value, or the forbidden:context / validation:* refusal.';
 
 /* Compiled contracts. core.validate_input reads a contract field by field, and in PL/pgSQL
-   every expression it evaluates is prepared again in each new transaction: about 150 µs for a
-   three-field input, most of an app call's own work. core.compile_contract('<name>') turns
-   core.contract__<name>() into core.prepare__<name>(input, entity): straight-line checks of
-   that contract's fields, which accept a valid input and return it cleaned exactly as
-   core.prepare_input would. Anything else (no context, a wrong field, an unknown key) is handed
+   every expression it evaluates is prepared again in each new transaction: about 60 µs for
+   cancel_order's three fields and 135 µs for create_order's input, each call in a transaction
+   of its own. core.compile_contract('<name>') turns core.contract__<name>() into
+   core.prepare__<name>(input, entity): straight-line checks of that contract's fields, which
+   accept a valid input and return it cleaned exactly as core.prepare_input would. Anything else (no context, a wrong field, an unknown key) is handed
    to core.prepare_input, so refusals are worded in one place only. The generated code is only
    ever a faster "yes": tests compare both on every contract over valid and invalid inputs. */
 
