@@ -304,6 +304,37 @@ COMMENT ON FUNCTION core.prepare_input(jsonb, jsonb, text) IS
    to core.prepare_input, so refusals are worded in one place only. The generated code is only
    ever a faster "yes": tests compare both on every contract over valid and invalid inputs. */
 
+CREATE FUNCTION core.contract_absent_code(p_source text, p_name text)
+    RETURNS text
+    IMMUTABLE
+    LANGUAGE sql
+AS $$
+    -- JSON null counts as absent, as in core.validate_input.
+    SELECT pg_catalog.format('coalesce(pg_catalog.jsonb_typeof(%s -> %L), ''null'') = ''null''', p_source, p_name)
+$$;
+COMMENT ON FUNCTION core.contract_absent_code(text, text) IS
+    'Internal to core.compile_contract: the SQL that is true when a field is absent (or JSON null) from the jsonb object p_source.';
+
+CREATE FUNCTION core.contract_value_code(p_field jsonb, p_source text, p_present text)
+    RETURNS text
+    IMMUTABLE
+    LANGUAGE sql
+AS $$
+    -- The jsonb fragment a field contributes: its cleaned value p_present (SQL) when given;
+    -- when absent and optional, its default or nothing.
+    SELECT CASE WHEN coalesce((p_field ->> 'required')::boolean, false)
+                THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', p_field ->> 'name', p_present)
+                ELSE pg_catalog.format('CASE WHEN %s THEN %s ELSE pg_catalog.jsonb_build_object(%L, %s) END',
+                         core.contract_absent_code(p_source, p_field ->> 'name'),
+                         CASE WHEN p_field ? 'default'
+                              THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %L::jsonb)',
+                                                     p_field ->> 'name', p_field -> 'default')
+                              ELSE '''{}''::jsonb' END,
+                         p_field ->> 'name', p_present) END
+$$;
+COMMENT ON FUNCTION core.contract_value_code(jsonb, text, text) IS
+    'Internal to core.compile_contract: the SQL of the jsonb fragment one field contributes, with its default when absent.';
+
 CREATE FUNCTION core.contract_field_code(p_field jsonb, p_source text, OUT ok text, OUT value text)
     IMMUTABLE
     LANGUAGE plpgsql
@@ -319,7 +350,7 @@ DECLARE
     v_json     text := pg_catalog.format('(%s -> %L)', p_source, v_name);
     v_text     text := pg_catalog.format('(%s ->> %L)', p_source, v_name);
     v_number   text := pg_catalog.format('(%s ->> %L)::numeric', p_source, v_name);
-    v_absent   text := pg_catalog.format('coalesce(pg_catalog.jsonb_typeof(%s -> %L), ''null'') = ''null''', p_source, v_name);
+    v_absent   text := core.contract_absent_code(p_source, v_name);
     v_clean    text;
     v_checks   text[];
     v_kind     text;
@@ -350,7 +381,7 @@ BEGIN
         IF v_type <> 'email' AND p_field ? 'pattern' THEN
             v_checks := v_checks || pg_catalog.format('%s ~ %L', v_clean, p_field ->> 'pattern');
         END IF;
-        value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_name, v_clean);
+        value := v_clean;
     ELSIF v_type IN ('integer', 'decimal') THEN
         v_kind := 'number';
         v_checks := ARRAY[pg_catalog.format('%s <= %L::numeric', v_number,
@@ -364,37 +395,29 @@ BEGIN
             v_checks := v_checks || pg_catalog.format('NOT (pg_catalog.scale(%1$s) > %2$s AND %1$s <> pg_catalog.round(%1$s, %2$s))',
                                                       v_number, (p_field ->> 'scale')::integer);
         END IF;
-        value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_name, v_json);
+        value := v_json;
     ELSIF v_type = 'boolean' THEN
         v_kind := 'boolean';
-        value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_name, v_json);
+        value := v_json;
     ELSIF v_type = 'object' AND NOT p_field ? 'fields' THEN
         v_kind := 'object';
         v_checks := ARRAY[pg_catalog.format('pg_catalog.octet_length(%s::text) <= %s', v_json,
                                             coalesce((p_field ->> 'max_bytes')::integer, 16384))];
-        value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_name, v_json);
+        value := v_json;
     ELSIF v_type = 'array' AND NOT p_field ? 'items' THEN
         v_kind := 'array';
         v_checks := ARRAY[pg_catalog.format('pg_catalog.jsonb_array_length(%s) BETWEEN %s AND %s', v_json,
                                             coalesce((p_field ->> 'min_items')::integer, 0),
                                             coalesce((p_field ->> 'max_items')::integer, 100))];
-        value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_name, v_json);
+        value := v_json;
     ELSE
         RETURN;
     END IF;
     -- CASE, not AND: the checks may only read the value once its JSON type is known.
     v_present := pg_catalog.format('CASE WHEN pg_catalog.jsonb_typeof(%s) = %L THEN %s ELSE false END',
                                    v_json, v_kind, coalesce(pg_catalog.array_to_string(v_checks, ' AND '), 'true'));
-    IF v_required THEN
-        ok := v_present;
-    ELSE
-        ok := pg_catalog.format('(%s OR %s)', v_absent, v_present);
-        value := pg_catalog.format('CASE WHEN %s THEN %s ELSE %s END', v_absent,
-                     CASE WHEN p_field ? 'default'
-                          THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %L::jsonb)', v_name, p_field -> 'default')
-                          ELSE '''{}''::jsonb' END,
-                     value);
-    END IF;
+    ok := CASE WHEN v_required THEN v_present ELSE pg_catalog.format('(%s OR %s)', v_absent, v_present) END;
+    value := core.contract_value_code(p_field, p_source, value);
 END
 $$;
 COMMENT ON FUNCTION core.contract_field_code(jsonb, text) IS
@@ -438,7 +461,7 @@ BEGIN
         v_field := v_contract -> 'fields' -> v_index;
         v_names := v_names || (v_field ->> 'name');
         v_required := coalesce((v_field ->> 'required')::boolean, false);
-        v_absent := pg_catalog.format('coalesce(pg_catalog.jsonb_typeof(p_input -> %L), ''null'') = ''null''', v_field ->> 'name');
+        v_absent := core.contract_absent_code('p_input', v_field ->> 'name');
         v_code := core.contract_field_code(v_field, 'p_input');
         v_items := v_field -> 'items';
         IF v_code.ok IS NOT NULL THEN
@@ -490,25 +513,10 @@ BEGIN
                 CASE WHEN v_required THEN pg_catalog.format('%s IS NULL OR NOT %s ? ''value''', v_var, v_var)
                      ELSE pg_catalog.format('NOT coalesce(%s ? ''value'', true)', v_var) END,
                 v_fallback);
-            v_code.value := pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s -> ''value'')', v_field ->> 'name', v_var);
-            IF v_required THEN
-                v_values := v_values || v_code.value;
-                CONTINUE;
-            END IF;
-            v_values := v_values || pg_catalog.format('CASE WHEN %s THEN %s ELSE %s END', v_absent,
-                CASE WHEN v_field ? 'default'
-                     THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %L::jsonb)', v_field ->> 'name', v_field -> 'default')
-                     ELSE '''{}''::jsonb' END,
-                v_code.value);
+            v_values := v_values || core.contract_value_code(v_field, 'p_input', v_var || ' -> ''value''');
             CONTINUE;
         END IF;
-        v_values := v_values || CASE WHEN v_required
-            THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %s)', v_field ->> 'name', v_var)
-            ELSE pg_catalog.format('CASE WHEN %s THEN %s ELSE pg_catalog.jsonb_build_object(%L, %s) END', v_absent,
-                     CASE WHEN v_field ? 'default'
-                          THEN pg_catalog.format('pg_catalog.jsonb_build_object(%L, %L::jsonb)', v_field ->> 'name', v_field -> 'default')
-                          ELSE '''{}''::jsonb' END,
-                     v_field ->> 'name', v_var) END;
+        v_values := v_values || core.contract_value_code(v_field, 'p_input', v_var);
     END LOOP;
 
     -- The body is passed as a quoted literal (%L), so no text of the contract can end it early.
