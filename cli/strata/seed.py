@@ -219,7 +219,7 @@ def seed_tenants(url: str, plan: list[TenantSeed], *, mode: str = "auto", with_l
         progress(0, "analyzing")
         with connect(url) as conn:
             conn.execute("VACUUM (ANALYZE) orders.tb_customer, orders.tb_product, orders.tb_order, "
-                         "orders.tb_order_item, orders.tb_payment")
+                         "orders.tb_order_item, orders.tb_payment, orders.tb_product_open_orders")
     result.seconds = time.perf_counter() - started
     with connect(url) as conn:
         for tenant in plan:
