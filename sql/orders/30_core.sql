@@ -531,8 +531,12 @@ BEGIN
                                        pg_catalog.format('amount must equal the order total %s', v_order.total_amount))),
                                    v_order.id, v_order.identifier, v_order.version);
     END IF;
-    INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)
-    VALUES (v_order.tenant_id, core.next_identifier('payment', 'PAY-'), v_order.pk_order, p_amount, p_method);
+    -- A free order (total 0) is settled by a payment of 0, which moves no money: no payment
+    -- row (a payment is always of something), but the order is paid and the event says how.
+    IF p_amount > 0 THEN
+        INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)
+        VALUES (v_order.tenant_id, core.next_identifier('payment', 'PAY-'), v_order.pk_order, p_amount, p_method);
+    END IF;
     UPDATE orders.tb_order AS o SET status = 'paid', paid_at = pg_catalog.now()
      WHERE o.tenant_id = v_order.tenant_id AND o.pk_order = v_order.pk_order
     RETURNING o.version INTO v_order.version;
@@ -541,12 +545,14 @@ BEGIN
     v_after := core.order_data(v_order.id);
     RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
                                -- What a payment changes is known: no before-and-after documents to compare.
-                               ARRAY['paidAt', 'payments', 'status'],
-                               'Payment recorded; the order is paid.');
+                               CASE WHEN p_amount > 0 THEN ARRAY['paidAt', 'payments', 'status'] ELSE ARRAY['paidAt', 'status'] END,
+                               CASE WHEN p_amount > 0 THEN 'Payment recorded; the order is paid.'
+                                    ELSE 'The order is free; it is paid without a payment.' END);
 END
 $$;
 COMMENT ON FUNCTION core.process_payment(text, numeric, text, integer) IS
-    'Pays a pending order in full (amount must equal the total); optimistic lock on version; noop:already_paid; needs orders.pay.';
+    'Pays a pending order in full (amount must equal the total; a free order is settled by 0, with no payment row); '
+    'optimistic lock on version; noop:already_paid; needs orders.pay.';
 
 CREATE FUNCTION core.cancel_order(p_order text, p_reason text, p_version integer DEFAULT NULL)
     RETURNS app.mutation_result

@@ -258,11 +258,11 @@ CREATE FUNCTION core.contract__process_payment()
     LANGUAGE sql
 AS $$
     SELECT '{
-        "description": "Pays a pending order in full. The amount must equal the order total and version must be the one the payer saw.",
+        "description": "Pays a pending order in full. The amount must equal the order total (0 settles a free order) and version must be the one the payer saw.",
         "permission": "orders.pay",
         "fields": [
             {"name": "order", "type": "reference", "entity": "order", "required": true},
-            {"name": "amount", "type": "decimal", "required": true, "min": 0.01, "max": 1000000000, "scale": 2},
+            {"name": "amount", "type": "decimal", "required": true, "min": 0, "max": 1000000000, "scale": 2},
             {"name": "method", "type": "enum", "required": true, "values": ["card", "bank_transfer", "cash", "wallet"]},
             {"name": "version", "type": "integer", "required": true, "min": 1}
         ]}'::jsonb

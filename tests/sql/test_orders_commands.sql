@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(104);
+SELECT plan(111);
 
 DO $$
 BEGIN
@@ -96,6 +96,8 @@ SELECT is(pg_temp.order_state('ORD-000001'), 'pending v2 7 items 131.49', 'add_o
 -- process_payment
 SELECT results_eq($$SELECT status, errors #>> '{0,field}' FROM app.process_payment('{"order": "ORD-000001", "amount": 100, "method": "card", "version": 2}')$$,
                   $$VALUES ('conflict:amount_mismatch', 'amount')$$, 'process_payment: amount must equal the total');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 0, "method": "card", "version": 2}')).status, 'conflict:amount_mismatch', 'process_payment: 0 does not settle an order that costs something');
+SELECT is((app.process_payment('{"order": "ORD-000001", "amount": -1, "method": "card", "version": 2}')).status, 'validation:out_of_range', 'process_payment: no negative amount');
 SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card", "version": 1}')).status, 'conflict:stale_version', 'process_payment: stale version');
 SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "card"}')).status, 'validation:required', 'process_payment: version required');
 SELECT is((app.process_payment('{"order": "ORD-000001", "amount": 131.49, "method": "iou", "version": 2}')).status, 'validation:invalid_value', 'process_payment: unknown method');
@@ -149,6 +151,15 @@ SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0.01, "method"
 SELECT is((app.cancel_order('{"order": "ORD-000004", "reason": "x"}')).status, 'forbidden:orders.cancel', 'viewers cannot cancel');
 SELECT is((app.update_order_status('{"order": "ORD-000004", "status": "shipped", "version": 1}')).status, 'forbidden:orders.fulfil', 'viewers cannot ship');
 
+-- A free order (ORD-000004, one FREE sticker) is settled by a payment of 0: paid, with no payment row.
+SELECT lives_ok($$SELECT app.set_context('shop', 'clerk@shop.test')$$, 'the member again');
+SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0.01, "method": "cash", "version": 1}')).status, 'conflict:amount_mismatch', 'process_payment: a free order takes no money');
+SELECT results_eq($$SELECT status, version, updated_fields, object_data ->> 'status', jsonb_array_length(object_data -> 'payments')
+                      FROM app.process_payment('{"order": "ORD-000004", "amount": 0, "method": "cash", "version": 1}')$$,
+                  $$VALUES ('updated', 2, '{paidAt,status}'::text[], 'paid', 0)$$, 'process_payment: a free order is paid by 0, with no payment row');
+SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0, "method": "cash", "version": 2}')).status, 'noop:already_paid', 'process_payment: a paid free order is already paid');
+SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'the viewer again');
+
 -- Read views.
 SELECT is((SELECT count(*) FROM app.v_orders_summary)::int, 4, 'v_orders_summary lists the tenant''s orders');
 SELECT is((SELECT data ->> 'orderNumber' FROM app.v_orders_summary ORDER BY created_at DESC, identifier DESC LIMIT 1), 'ORD-000004', 'summaries page newest first');
@@ -164,7 +175,7 @@ SELECT is((SELECT count(*) FROM app.v_revenue_by_product WHERE refreshed_at IS N
 RESET ROLE;
 SELECT isnt_empty($$SELECT 1 FROM audit.events WHERE operation = 'order.cancelled' AND identifier = 'ORD-000003' AND metadata ->> 'reason' = 'damaged'$$,
                   'the cancellation is a domain event with its reason');
-SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 4,
+SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 5,
           'each order NOOP left exactly one noop event');
 
 -- The static resolvers answer as core.resolve does: by identifier, by id, SKU in any case, a

@@ -413,9 +413,10 @@ class OrmClient:
                               else "conflict:invalid_transition", order["status"])
             if Decimal(str(payload["amount"])) != order["total_amount"]:
                 raise Refused("conflict:amount_mismatch", "amount must equal the order total")
-            self._one("INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)"
-                      " VALUES (%s, %s, %s, %s, %s) RETURNING id", (self.tenant, self._next_identifier("payment", "PAY-"),
-                                                                   order["pk_order"], order["total_amount"], payload["method"]))
+            if order["total_amount"] > 0:  # a free order is paid without a payment row
+                self._one("INSERT INTO orders.tb_payment (tenant_id, identifier, fk_order, amount, method)"
+                          " VALUES (%s, %s, %s, %s, %s) RETURNING id", (self.tenant, self._next_identifier("payment", "PAY-"),
+                                                                       order["pk_order"], order["total_amount"], payload["method"]))
             order.update(self._one("UPDATE orders.tb_order SET status = 'paid', paid_at = now()"
                                    " WHERE tenant_id = %s AND pk_order = %s RETURNING status, paid_at, version, updated_at",
                                    (self.tenant, order["pk_order"])))
@@ -423,7 +424,8 @@ class OrmClient:
                       (order["id"], order["identifier"], json.dumps({"amount": payload["amount"], "method": payload["method"]})))
             document = self._details(order, customer, {})
         return {"status": "updated", "identifier": order["identifier"], "version": order["version"],
-                "object_data": document, "updated_fields": ["paidAt", "payments", "status"]}
+                "object_data": document,
+                "updated_fields": ["paidAt", "payments", "status"] if order["total_amount"] > 0 else ["paidAt", "status"]}
 
     def cancel_order(self, payload: dict) -> dict:
         _validate(payload, CANCEL_ORDER)
@@ -498,7 +500,7 @@ def _validate(payload: dict, contract: dict) -> None:
         elif kind == "method":
             ok = value in ("card", "bank_transfer", "cash", "wallet")
         elif kind == "amount":
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.01 <= value <= 1e9
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e9
                   and Decimal(str(value)).as_tuple().exponent >= -2)
         else:  # items
             ok = isinstance(value, list) and 1 <= len(value) <= 100 and all(
