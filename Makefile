@@ -34,7 +34,8 @@ test: install lint
 bench: install
 	$(STRATA) bench
 
+# db remove also deletes the cluster's directories outside .strata/ (/var/tmp, /tmp as root).
 clean:
-	-[ -x $(STRATA) ] && $(STRATA) db stop
+	-[ -x $(STRATA) ] && $(STRATA) db remove --yes
 	rm -rf .strata $(VENV) cli/*.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

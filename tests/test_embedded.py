@@ -80,3 +80,35 @@ def test_embedded_cluster_start_status_url_stop(throwaway_home):
     assert on_demand.returncode == 0, on_demand.stderr
     assert on_demand.stderr == "strata: starting the embedded database under .strata/\n"
     assert on_demand.stdout.rstrip().endswith("Status: clean.")
+
+    # `db remove` (what `make clean` runs) stops it and deletes every directory it used, also
+    # those outside the checkout; without --yes it refuses and touches nothing.
+    config = json.loads((home / ".strata" / "cluster.json").read_text())
+    used = [Path(config["cluster_dir"]), Path(config["socket_dir"])]
+    unconfirmed = run_cli("db", "remove", env=env)
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    assert json.loads(run_cli("db", "status", "--json", env=env).stdout)["running"] is True
+    removed = run_cli("db", "remove", "--yes", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.startswith("Embedded database removed (")
+    assert not any(path.exists() for path in used), used
+    assert json.loads(run_cli("db", "status", "--json", env=env).stdout) == {
+        "initialized": False, "running": False, "state_dir": str(home / ".strata")}
+    assert run_cli("db", "remove", "--yes", env=env).stdout == "There is no embedded database to remove.\n"
+
+
+def test_db_remove_leaves_directories_it_does_not_own(throwaway_home, tmp_path: Path):
+    """An edited cluster.json cannot aim the removal at a directory Strata did not create."""
+    home, env = throwaway_home
+    (home / ".strata").mkdir()
+    elsewhere = tmp_path / "precious"
+    (elsewhere / "data").mkdir(parents=True)
+    (home / ".strata" / "cluster.json").write_text(json.dumps({
+        "bindir": "/usr/lib/postgresql/15/bin", "port": 1, "password": "x", "os_user": None,
+        "cluster_dir": str(elsewhere), "socket_dir": "/var/tmp"}))
+    result = run_cli("db", "remove", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"Embedded database removed (its settings).\n"
+                             f"Left alone, as Strata did not create them: /var/tmp, {elsewhere}.\n")
+    assert elsewhere.exists() and Path("/var/tmp").exists()
+    assert not (home / ".strata" / "cluster.json").exists()

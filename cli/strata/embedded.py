@@ -313,6 +313,35 @@ class EmbeddedCluster:
             self._run([str(Path(self.config.bindir) / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"])
             return True
 
+    def remove(self) -> tuple[list[Path], list[Path]] | None:
+        """Stop the cluster and delete it: its data, log and socket directories, including those
+        kept outside .strata/ (under /var/tmp or /tmp when the checkout is out of the server
+        user's reach), then its settings. Returns the directories removed and those left alone,
+        or None when there is no cluster. A directory that is neither under .strata/ nor one
+        this class names (strata-<digest>) is left alone, so an edited cluster.json cannot point
+        the removal anywhere else."""
+        if not self.config_path.exists():
+            return None
+        config = self.config
+        self.stop()
+        removed, kept = [], []
+        with self._exclusive():
+            for path in (Path(config.socket_dir), Path(config.cluster_dir)):
+                if path.exists():
+                    if self._owned_directory(path):
+                        shutil.rmtree(path)
+                        removed.append(path)
+                    else:
+                        kept.append(path)
+            self.config_path.unlink()
+        return removed, kept
+
+    def _owned_directory(self, path: Path) -> bool:
+        path = path.resolve()
+        if path.is_relative_to(self.state_dir.resolve()):
+            return True
+        return path.parent in (Path("/var/tmp"), Path("/tmp")) and re.fullmatch(r"strata-[0-9a-f]{12}", path.name) is not None
+
     def status(self) -> dict:
         if not self.initialized:
             return {"initialized": False, "running": False, "state_dir": str(self.state_dir)}

@@ -41,6 +41,23 @@ def stop(ctx: Context) -> None:
 
 
 @db.command()
+@click.option("--yes", is_flag=True, help="Confirm that the cluster and all its data go.")
+@pass_context
+def remove(ctx: Context, yes: bool) -> None:
+    """Stop the cluster and delete it with all its data, wherever it keeps them."""
+    if not yes:
+        raise click.UsageError("strata db remove deletes the embedded database and all its data; add --yes to confirm.")
+    outcome = _cluster(ctx).remove()
+    if outcome is None:
+        say("There is no embedded database to remove.")
+        return
+    removed, kept = outcome
+    say(f"Embedded database removed ({', '.join(map(str, removed)) or 'its settings'}).")
+    if kept:
+        say(f"Left alone, as Strata did not create them: {', '.join(map(str, kept))}.")
+
+
+@db.command()
 @option_json
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
