@@ -182,8 +182,12 @@ def test_inspect_lists_what_strata_installed(db_url):
     identities = {(r["kind"], r["identity"]) for r in rows}
     assert ("schema", "core") in identities and ("schema", "app") in identities
     assert ("function", "core.uuid_v7()") in identities
-    one = run_cli("inspect", "core.uuid_v7", url=db_url)
-    assert one.returncode == 0 and one.stdout.startswith("function core.uuid_v7()")
+    one = run_cli("inspect", "core.current_tenant_id", url=db_url)
+    assert one.returncode == 0 and one.stdout.startswith("function core.current_tenant_id()")
+    overloaded = run_cli("inspect", "core.uuid_v7", url=db_url)  # both overloads, as a table
+    assert overloaded.returncode == 0 and "core.uuid_v7(timestamp with time zone)" in overloaded.stdout
+    exact = run_cli("inspect", "core.uuid_v7()", url=db_url)
+    assert exact.returncode == 0 and exact.stdout.startswith("function core.uuid_v7()")
     none = run_cli("inspect", "no_such_thing", url=db_url)
     assert none.returncode == 1 and none.stderr == "Error: Nothing named no_such_thing is installed.\n"
 

@@ -388,11 +388,9 @@ def _check_bulk_privileges(conn: psycopg.Connection, with_ledger: bool) -> None:
                                  "add --with-ledger to keep them on (slower), or use --mode app.")
 
 
-# uuid v7 of a given time, exactly as core.uuid_v7() builds one from the clock.
 def _uuid_at(ts: str) -> str:
-    return ("pg_catalog.encode(pg_catalog.set_bit(pg_catalog.set_bit(overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())"
-            f" PLACING substring(pg_catalog.int8send((extract(epoch FROM {ts}) * 1000)::bigint) FROM 3) FROM 1 FOR 6),"
-            " 52, 1), 53, 1), 'hex')::uuid")
+    """A version-7 UUID of the time `ts` (an SQL expression), so loaded rows sort by their time."""
+    return f"core.uuid_v7({ts})"
 
 
 def _ident(prefix: str, number: str) -> str:

@@ -1,6 +1,6 @@
 -- The foundation migration: schemas, roles and their boundaries.
 BEGIN;
-SELECT plan(17);
+SELECT plan(20);
 
 SELECT has_schema(s, format('schema %s exists', s))
   FROM unnest(ARRAY['core', 'app', 'audit', 'tenancy', 'orders', 'work', 'content']) AS s;
@@ -24,5 +24,16 @@ SELECT is(
 SELECT ok(
     core.uuid_v7() < (SELECT core.uuid_v7() FROM pg_sleep(0.002)),
     'core.uuid_v7() values sort by creation time');
+SELECT is(
+    (SELECT ('x' || substr(replace(u::text, '-', ''), 1, 12))::bit(48)::bigint
+       FROM core.uuid_v7('2020-01-01 00:00:00.123+00') AS u),
+    1577836800123::bigint, 'core.uuid_v7(at) carries the milliseconds of at');
+SELECT is(
+    (SELECT substr(u::text, 15, 1) || substr(u::text, 20, 1) ~ '^7[89ab]$' FROM core.uuid_v7('1999-12-31 23:59:59+00') AS u),
+    true, 'core.uuid_v7(at) is a version-7, RFC 9562 variant UUID');
+SELECT ok(
+    core.uuid_v7('2024-05-01 10:00:00+00') < core.uuid_v7('2024-05-01 10:00:00.002+00')
+    AND core.uuid_v7('2024-05-01 10:00:00.002+00') < core.uuid_v7(),
+    'core.uuid_v7(at) values sort by at, before those of now');
 SELECT * FROM finish();
 ROLLBACK;

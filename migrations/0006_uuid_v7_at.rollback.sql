@@ -1,0 +1,21 @@
+-- Rolls back 0006: core.uuid_v7() builds its UUID itself again, and the overload goes.
+CREATE OR REPLACE FUNCTION core.uuid_v7()
+    RETURNS uuid
+    VOLATILE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT pg_catalog.encode(
+        pg_catalog.set_bit(
+            pg_catalog.set_bit(
+                overlay(
+                    pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                    PLACING substring(
+                        pg_catalog.int8send((extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint)
+                        FROM 3)
+                    FROM 1 FOR 6),
+                52, 1),
+            53, 1),
+        'hex')::uuid
+$$;
+DROP FUNCTION core.uuid_v7(timestamptz);
