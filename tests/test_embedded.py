@@ -90,25 +90,40 @@ def test_embedded_cluster_start_status_url_stop(throwaway_home):
     assert json.loads(run_cli("db", "status", "--json", env=env).stdout)["running"] is True
     removed = run_cli("db", "remove", "--yes", env=env)
     assert removed.returncode == 0, removed.stderr
-    assert removed.stdout.startswith("Embedded database removed (")
+    gone = [used[0]] + ([] if used[1].is_relative_to(used[0]) else [used[1]])
+    assert removed.stdout == f"Embedded database removed ({', '.join(map(str, gone))}).\n"
     assert not any(path.exists() for path in used), used
     assert json.loads(run_cli("db", "status", "--json", env=env).stdout) == {
         "initialized": False, "running": False, "state_dir": str(home / ".strata")}
     assert run_cli("db", "remove", "--yes", env=env).stdout == "There is no embedded database to remove.\n"
 
 
-def test_db_remove_leaves_directories_it_does_not_own(throwaway_home, tmp_path: Path):
-    """An edited cluster.json cannot aim the removal at a directory Strata did not create."""
+@pytest.mark.parametrize("cluster_dir, socket_dir", [
+    ("{elsewhere}", "/var/tmp"),                                      # anything at all
+    ("/var/tmp/strata-aaaaaaaaaaaa", "/tmp/strata-aaaaaaaaaaaa"),     # another checkout's cluster
+    ("{home}/.strata", "{elsewhere}/socket"),                         # .strata itself
+])
+def test_db_remove_leaves_directories_it_does_not_own(throwaway_home, tmp_path: Path, cluster_dir: str, socket_dir: str):
+    """An edited or copied cluster.json cannot aim the removal at a directory this checkout's
+    cluster did not create."""
     home, env = throwaway_home
-    (home / ".strata").mkdir()
     elsewhere = tmp_path / "precious"
-    (elsewhere / "data").mkdir(parents=True)
-    (home / ".strata" / "cluster.json").write_text(json.dumps({
-        "bindir": "/usr/lib/postgresql/15/bin", "port": 1, "password": "x", "os_user": None,
-        "cluster_dir": str(elsewhere), "socket_dir": "/var/tmp"}))
-    result = run_cli("db", "remove", "--yes", env=env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"Embedded database removed (its settings).\n"
-                             f"Left alone, as Strata did not create them: /var/tmp, {elsewhere}.\n")
-    assert elsewhere.exists() and Path("/var/tmp").exists()
-    assert not (home / ".strata" / "cluster.json").exists()
+    (elsewhere / "socket").mkdir(parents=True)
+    paths = [Path(p.format(home=home, elsewhere=elsewhere)) for p in (cluster_dir, socket_dir)]
+    made = [p for p in paths if not p.exists()]
+    for path in made:
+        path.mkdir(parents=True)
+    try:
+        (home / ".strata").mkdir(exist_ok=True)
+        (home / ".strata" / "cluster.json").write_text(json.dumps({
+            "bindir": "/usr/lib/postgresql/15/bin", "port": 1, "password": "x", "os_user": None,
+            "cluster_dir": str(paths[0]), "socket_dir": str(paths[1])}))
+        result = run_cli("db", "remove", "--yes", env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ("Embedded database removed (its settings).\n"
+                                 f"Left alone, as Strata did not create them: {paths[0]}, {paths[1]}.\n")
+        assert all(path.exists() for path in paths)
+        assert not (home / ".strata" / "cluster.json").exists()
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)

@@ -206,6 +206,15 @@ class EmbeddedCluster:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
+    def _outside_cluster_dir(self) -> Path:
+        """Where the cluster lives when the server's user cannot reach the checkout."""
+        return Path("/var/tmp") / f"strata-{hashlib.sha1(str(self.project.root).encode()).hexdigest()[:12]}"
+
+    @staticmethod
+    def _outside_socket_dir(cluster_dir: Path) -> Path:
+        """Where the socket goes when its path under cluster_dir would be too long."""
+        return Path("/tmp") / f"strata-{hashlib.sha1(str(cluster_dir).encode()).hexdigest()[:12]}"
+
     def init(self) -> None:
         bindir = find_bindir()
         user = self._unprivileged_user()
@@ -214,15 +223,13 @@ class EmbeddedCluster:
         if user and not self._user_can_use(user, self.state_dir):
             # The checkout is not reachable by the server's user (e.g. under /root): keep the
             # cluster in a private directory of its own instead.
-            digest = hashlib.sha1(str(self.project.root).encode()).hexdigest()[:12]
-            cluster_dir = Path("/var/tmp") / f"strata-{digest}"
+            cluster_dir = self._outside_cluster_dir()
         cluster_dir.mkdir(parents=True, exist_ok=True)
         cluster_dir.chmod(0o700)
         self._chown(cluster_dir, user)
         socket_dir = cluster_dir / "socket"
         if len(str(socket_dir)) > _MAX_SOCKET_DIR:
-            digest = hashlib.sha1(str(cluster_dir).encode()).hexdigest()[:12]
-            socket_dir = Path("/tmp") / f"strata-{digest}"
+            socket_dir = self._outside_socket_dir(cluster_dir)
         socket_dir.mkdir(parents=True, exist_ok=True)
         socket_dir.chmod(0o700)
         self._chown(socket_dir, user)
@@ -308,39 +315,49 @@ class EmbeddedCluster:
 
     def stop(self) -> bool:
         with self._exclusive():
-            if not self.running():
-                return False
-            self._run([str(Path(self.config.bindir) / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"])
-            return True
+            return self._stop_held()
+
+    def _stop_held(self) -> bool:
+        """stop() for a caller that holds the lock (a second flock in this process would wait)."""
+        if not self.running():
+            return False
+        self._run([str(Path(self.config.bindir) / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"])
+        return True
 
     def remove(self) -> tuple[list[Path], list[Path]] | None:
         """Stop the cluster and delete it: its data, log and socket directories, including those
         kept outside .strata/ (under /var/tmp or /tmp when the checkout is out of the server
-        user's reach), then its settings. Returns the directories removed and those left alone,
-        or None when there is no cluster. A directory that is neither under .strata/ nor one
-        this class names (strata-<digest>) is left alone, so an edited cluster.json cannot point
-        the removal anywhere else."""
+        user's reach), then its settings; all under the lock, so no command starts it again
+        half-way. Returns the directories removed and those left alone, or None when there is
+        no cluster. Only a directory inside .strata/ or the exact one init() would have chosen
+        outside it for this checkout is removed, so an edited or copied cluster.json cannot aim
+        the removal at anything else (another checkout's cluster included)."""
         if not self.config_path.exists():
             return None
         config = self.config
-        self.stop()
+        cluster_dir, socket_dir = Path(config.cluster_dir), Path(config.socket_dir)
+        owned_cluster = self._inside_state_dir(cluster_dir) or cluster_dir == self._outside_cluster_dir()
+        owned_socket = (self._inside_state_dir(socket_dir) or socket_dir == self._outside_socket_dir(cluster_dir)
+                        or (owned_cluster and socket_dir.is_relative_to(cluster_dir)))
         removed, kept = [], []
         with self._exclusive():
-            for path in (Path(config.socket_dir), Path(config.cluster_dir)):
-                if path.exists():
-                    if self._owned_directory(path):
-                        shutil.rmtree(path)
-                        removed.append(path)
-                    else:
-                        kept.append(path)
-            self.config_path.unlink()
+            self._stop_held()
+            # The cluster first: a socket directory inside it goes with it.
+            for path, owned in ((cluster_dir, owned_cluster), (socket_dir, owned_socket)):
+                if not path.exists():
+                    continue
+                if owned:
+                    shutil.rmtree(path)
+                    removed.append(path)
+                else:
+                    kept.append(path)
+            self.config_path.unlink(missing_ok=True)
         return removed, kept
 
-    def _owned_directory(self, path: Path) -> bool:
-        path = path.resolve()
-        if path.is_relative_to(self.state_dir.resolve()):
-            return True
-        return path.parent in (Path("/var/tmp"), Path("/tmp")) and re.fullmatch(r"strata-[0-9a-f]{12}", path.name) is not None
+    def _inside_state_dir(self, path: Path) -> bool:
+        """Strictly inside .strata/ (never .strata/ itself, which holds the lock and settings)."""
+        path, state = path.resolve(), self.state_dir.resolve()
+        return path != state and path.is_relative_to(state)
 
     def status(self) -> dict:
         if not self.initialized:
