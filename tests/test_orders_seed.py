@@ -33,7 +33,10 @@ SELECT 'payments for ' || o.status, o.identifier
               CASE WHEN o.refund_amount IS NULL THEN pay.fk_order IS NOT NULL
                    ELSE pay.refunded IS DISTINCT FROM 1 OR pay.captured <> 0 OR pay.amount <> o.refund_amount
                         OR o.refund_amount <> o.total_amount END
-         ELSE pay.captured IS DISTINCT FROM 1 OR pay.refunded <> 0 OR pay.amount <> o.total_amount OR o.paid_at IS NULL
+         ELSE o.paid_at IS NULL
+              -- paid once and in full; a free order is paid without a payment row
+              OR CASE WHEN o.total_amount = 0 THEN pay.fk_order IS NOT NULL
+                      ELSE pay.captured IS DISTINCT FROM 1 OR pay.refunded <> 0 OR pay.amount <> o.total_amount END
               OR (o.status IN ('shipped', 'delivered') AND o.shipped_at IS NULL)
               OR (o.status = 'delivered' AND o.delivered_at IS NULL) END
 UNION ALL
@@ -193,3 +196,14 @@ def test_refresh_rebuilds_revenue_from_paid_orders(databases, as_json: bool):
         assert json.loads(result.stdout)["rows"] == len(expected)
     else:
         assert result.stdout.startswith(f"Refreshed revenue analytics: {len(expected)} product row(s) in ")
+
+
+def test_bulk_path_on_a_database_before_0006_says_to_migrate(databases):
+    url = databases.create("seed_before_0006", migrate=False)
+    assert run_cli("migrate", "--to", "0005_open_orders", url=url).returncode == 0
+    result = run_cli("seed", "--tenants", "1", "--orders", "10", "--mode", "bulk", url=url)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("Error: ") and "0006_uuid_v7_at" in last and "Traceback" not in result.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM orders.tb_order").fetchone()[0] == 0

@@ -377,9 +377,13 @@ def _expect(row: dict, status: str) -> dict:
 # --- the bulk path -----------------------------------------------------------------------------
 
 def _check_bulk_privileges(conn: psycopg.Connection, with_ledger: bool) -> None:
-    can_write, can_replica = conn.execute(
+    can_write, can_replica, has_uuid_at = conn.execute(
         "SELECT pg_catalog.has_table_privilege('orders.tb_order', 'INSERT'),"
-        " pg_catalog.has_parameter_privilege('session_replication_role', 'SET')").fetchone()
+        " pg_catalog.has_parameter_privilege('session_replication_role', 'SET'),"
+        " pg_catalog.to_regprocedure('core.uuid_v7(timestamptz)') IS NOT NULL").fetchone()
+    if not has_uuid_at:
+        raise ConfigurationError("The bulk path needs core.uuid_v7(timestamptz) from migration 0006_uuid_v7_at; "
+                                 "run strata migrate first.")
     if not can_write:
         raise ConfigurationError("The bulk path writes the orders tables directly, which needs the owner "
                                  "(strata_owner) or a superuser; use --mode app for a small data set.")

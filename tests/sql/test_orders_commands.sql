@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(111);
+SELECT plan(114);
 
 DO $$
 BEGIN
@@ -158,6 +158,7 @@ SELECT results_eq($$SELECT status, version, updated_fields, object_data ->> 'sta
                       FROM app.process_payment('{"order": "ORD-000004", "amount": 0, "method": "cash", "version": 1}')$$,
                   $$VALUES ('updated', 2, '{paidAt,status}'::text[], 'paid', 0)$$, 'process_payment: a free order is paid by 0, with no payment row');
 SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0, "method": "cash", "version": 2}')).status, 'noop:already_paid', 'process_payment: a paid free order is already paid');
+SELECT isnt_empty($$SELECT 1 FROM app.order_history('ORD-000004') AS h WHERE h.operation = 'order.paid'$$, 'the free order''s payment is a domain event');
 SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'the viewer again');
 
 -- Read views.
@@ -194,5 +195,12 @@ SELECT is((core.lock_order((SELECT id::text FROM orders.tb_order WHERE identifie
 UPDATE orders.tb_order SET identifier = 'ORD-RENAMED' WHERE identifier = 'ORD-000001' AND tenant_id = core.current_tenant_id();
 SELECT is((core.lock_order('ORD-000001')).identifier, 'ORD-RENAMED', 'lock_order: a retired identifier still finds the order');
 SELECT is((core.lock_order('ORD-999999')).pk_order, NULL, 'lock_order: unknown is NULL');
+
+-- The paid free order cancels with nothing to refund, as the member who sold it.
+SELECT lives_ok($$SELECT app.set_context('shop', 'clerk@shop.test')$$, 'the member, to cancel');
+SELECT results_eq($$SELECT status, extra_metadata ->> 'refundAmount', object_data ->> 'refundAmount', updated_fields, message
+                      FROM app.cancel_order('{"order": "ORD-000004", "reason": "changed mind", "version": 2}')$$,
+                  $$VALUES ('updated', '0', NULL, '{cancelReason,cancelledAt,status}'::text[], 'Order cancelled.')$$,
+                  'cancel_order: a paid free order is cancelled with no refund');
 SELECT * FROM finish();
 ROLLBACK;
