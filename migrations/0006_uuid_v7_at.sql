@@ -26,7 +26,7 @@ $$;
 ALTER FUNCTION core.uuid_v7(timestamptz) OWNER TO strata_owner;
 REVOKE EXECUTE ON FUNCTION core.uuid_v7(timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION core.uuid_v7(timestamptz) IS
-    'A new version-7 UUID for the time p_at: its 48-bit millisecond timestamp then random bits, so ids of past events sort by their time.';
+    'A new version-7 UUID for the time p_at (1970 or later; NULL gives NULL): its 48-bit millisecond timestamp then random bits, so ids of past events sort by their time.';
 
 CREATE OR REPLACE FUNCTION core.uuid_v7()
     RETURNS uuid
