@@ -207,7 +207,7 @@ def seed_tenants(url: str, plan: list[TenantSeed], *, mode: str = "auto", with_l
     started = time.perf_counter()
     with connect(url) as conn:
         if mode == "bulk":
-            _check_bulk_privileges(conn, with_ledger)
+            _check_bulk_prerequisites(conn, with_ledger)
         for tenant in plan:
             _create_tenant(conn, tenant)
     worker = _seed_tenant_app if mode == "app" else _seed_tenant_bulk
@@ -376,7 +376,7 @@ def _expect(row: dict, status: str) -> dict:
 
 # --- the bulk path -----------------------------------------------------------------------------
 
-def _check_bulk_privileges(conn: psycopg.Connection, with_ledger: bool) -> None:
+def _check_bulk_prerequisites(conn: psycopg.Connection, with_ledger: bool) -> None:
     can_write, can_replica, has_uuid_at = conn.execute(
         "SELECT pg_catalog.has_table_privilege('orders.tb_order', 'INSERT'),"
         " pg_catalog.has_parameter_privilege('session_replication_role', 'SET'),"
@@ -390,11 +390,6 @@ def _check_bulk_privileges(conn: psycopg.Connection, with_ledger: bool) -> None:
     if not with_ledger and not can_replica:
         raise ConfigurationError("The bulk path turns off per-row triggers for its session, which needs a superuser; "
                                  "add --with-ledger to keep them on (slower), or use --mode app.")
-
-
-def _uuid_at(ts: str) -> str:
-    """A version-7 UUID of the time `ts` (an SQL expression), so loaded rows sort by their time."""
-    return f"core.uuid_v7({ts})"
 
 
 def _ident(prefix: str, number: str) -> str:
@@ -417,7 +412,7 @@ RETURNING c.last_value - %(count)s
 
 BULK_CUSTOMERS = f"""
 INSERT INTO orders.tb_customer (id, tenant_id, identifier, name, email, phone, created_at, created_by, updated_at, updated_by)
-SELECT {_uuid_at('t.at')}, %(tenant)s, {_ident('CUS-', '%(base)s + g.i')},
+SELECT core.uuid_v7(t.at), %(tenant)s, {_ident('CUS-', '%(base)s + g.i')},
        f.first || ' ' || l.last,
        pg_catalog.lower(f.first || '.' || l.last) || '.' || (%(offset)s + g.i) || '@' || %(slug)s || '.example',
        '+1 555 ' || pg_catalog.lpad(((%(offset)s + g.i) / 10000 %% 1000)::text, 3, '0') || ' '
@@ -435,7 +430,7 @@ SELECT {_uuid_at('t.at')}, %(tenant)s, {_ident('CUS-', '%(base)s + g.i')},
 BULK_PRODUCTS = f"""
 INSERT INTO orders.tb_product (id, tenant_id, identifier, sku, name, price, stock_on_hand, low_stock_threshold,
                                created_at, created_by, updated_at, updated_by)
-SELECT {_uuid_at('%(start)s::timestamptz')}, %(tenant)s, p.sku, p.sku, p.name, p.price, 0, 5,
+SELECT core.uuid_v7(%(start)s::timestamptz), %(tenant)s, p.sku, p.sku, p.name, p.price, 0, 5,
        %(start)s, %(actor)s, %(start)s, %(actor)s
   FROM unnest(%(skus)s::text[], %(names)s::text[], %(prices)s::numeric[]) AS p (sku, name, price)
     ON CONFLICT (tenant_id, identifier) DO NOTHING
@@ -492,7 +487,7 @@ new_orders AS (
     INSERT INTO orders.tb_order (id, tenant_id, identifier, fk_customer, status, item_count, total_amount, refund_amount,
                                  notes, cancel_reason, paid_at, shipped_at, delivered_at, cancelled_at, version,
                                  created_at, created_by, updated_at, updated_by)
-    SELECT {_uuid_at('s.created_at')}, %(tenant)s, s.identifier, s.fk_customer, s.status, s.units, s.total,
+    SELECT core.uuid_v7(s.created_at), %(tenant)s, s.identifier, s.fk_customer, s.status, s.units, s.total,
            CASE WHEN s.fate = 'cancelled_paid' THEN s.total END,
            CASE WHEN {_h('s.k', 21, 10)} = 0 THEN (%(notes)s::text[])[1 + {_h('s.k', 22, 3)}] END,
            CASE WHEN s.status = 'cancelled' THEN (%(reasons)s::text[])[1 + {_h('s.k', 23, 5)}] END,
@@ -508,7 +503,7 @@ new_orders AS (
 new_items AS (
     INSERT INTO orders.tb_order_item (id, tenant_id, identifier, fk_order, fk_product, line_number, quantity,
                                       unit_price, line_total, created_at, created_by, updated_at, updated_by)
-    SELECT {_uuid_at('s.created_at')}, %(tenant)s, s.identifier || '-' || l.line_number, n.pk_order, l.fk_product,
+    SELECT core.uuid_v7(s.created_at), %(tenant)s, s.identifier || '-' || l.line_number, n.pk_order, l.fk_product,
            l.line_number, l.quantity, l.unit_price, l.quantity * l.unit_price,
            s.created_at, %(actor)s, s.created_at, %(actor)s
       FROM l JOIN s ON s.k = l.k JOIN new_orders AS n ON n.identifier = s.identifier
@@ -523,7 +518,7 @@ paid AS (
 new_payments AS (
     INSERT INTO orders.tb_payment (id, tenant_id, identifier, fk_order, amount, method, status, refunded_at, version,
                                    created_at, created_by, updated_at, updated_by)
-    SELECT {_uuid_at('p.paid_at')}, %(tenant)s, {_ident('PAY-', '%(pay_base)s + p.pay_no')}, p.pk_order, p.total,
+    SELECT core.uuid_v7(p.paid_at), %(tenant)s, {_ident('PAY-', '%(pay_base)s + p.pay_no')}, p.pk_order, p.total,
            (%(methods)s::text[])[1 + {_h('p.k', 24, 4)}],
            CASE WHEN p.fate = 'cancelled_paid' THEN 'refunded' ELSE 'captured' END,
            CASE WHEN p.fate = 'cancelled_paid' THEN p.cancelled_at END,

@@ -749,11 +749,10 @@ def _vacuum(bench: Bench) -> None:
     """VACUUM (ANALYZE) of the tables the bench reads and writes, before the reads (fresh
     statistics after the seed) and before each link's writes: the writes leave dead row
     versions behind on the few hot products (thousands of updates a minute), which would slow
-    the next link. The open-order counts too: the bulk seed fills them in one statement, and
-    with no statistics the inventory page joins them row by row."""
+    the next link."""
     with bench.connect() as admin:
         admin.execute("VACUUM (ANALYZE) orders.tb_product, orders.tb_order, orders.tb_order_item, orders.tb_payment,"
-                      " orders.tb_product_open_orders, tenancy.tb_identifier_counter")
+                      " tenancy.tb_identifier_counter")
 
 
 def _round_trip_seconds(conn: psycopg.Connection) -> float:
