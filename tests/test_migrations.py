@@ -11,13 +11,14 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import ROOT, pg_dump_schema, run_cli
-from strata.migrator import ADVISORY_LOCK_KEY
+from strata.migrator import ADVISORY_LOCK_KEY, BOOTSTRAP_LOCK_KEY, MigrationError, Migrator
 
 STRATA_SCHEMAS = ("core", "app", "audit", "tenancy", "orders", "work", "content")
 
@@ -204,6 +205,37 @@ def test_a_live_run_holds_the_lock(databases):
         assert refused.returncode == 1
         assert only_line(refused.stderr) == "Error: A migration run is in progress right now; its lock is not stale."
     assert run_cli("migrate", "--lock-timeout", "0", url=url).returncode == 0
+
+
+def test_a_set_up_in_progress_is_waited_for_not_taken_for_a_stale_lock(databases):
+    """yoyo's internal-schema upgrade writes its lock row before that process holds the
+    migration lock (a first run on a fresh database). A run that already holds the migration
+    lock must wait for that set-up instead of reporting the row as left behind, which made two
+    first runs at once fail now and then."""
+    url = databases.create("bootstrap")
+    migrator = Migrator(databases.project, url)
+    migrator.backend  # this run's own set-up is done
+    outcome = []
+
+    def take_the_lock() -> None:
+        try:
+            with migrator.locked():
+                outcome.append("locked")
+        except MigrationError as err:
+            outcome.append(str(err))
+
+    with psycopg.connect(url, autocommit=True) as setting_up:  # another run, half-way through its set-up
+        setting_up.execute("SELECT pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+        setting_up.execute("INSERT INTO strata_meta.yoyo_lock (locked, ctime, pid) VALUES (1, now(), 424243)")
+        runner = threading.Thread(target=take_the_lock)
+        runner.start()
+        runner.join(timeout=1.5)
+        assert outcome == [], outcome  # waiting, not refused
+        setting_up.execute("DELETE FROM strata_meta.yoyo_lock")
+        setting_up.execute("SELECT pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))
+        runner.join(timeout=30)
+    migrator.close()
+    assert outcome == ["locked"]
 
 
 def test_a_stale_lock_names_the_way_out(databases):

@@ -44,11 +44,15 @@ MIGRATION_TABLE = "_yoyo_migration"
 OWNER_ROLE = "strata_owner"
 # Any stable 64-bit number: the session-level advisory lock that marks a live migration run.
 ADVISORY_LOCK_KEY = 0x5374726174614D67  # "StrataMg"
+# Held while a process sets up the bookkeeping (strata_meta and yoyo's own tables). yoyo's
+# internal-schema upgrade takes its lock row before the migration lock can be held, so whoever
+# checks that row for a stale lock holds this one too, or it would see a set-up in progress.
+BOOTSTRAP_LOCK_KEY = ADVISORY_LOCK_KEY + 1
 REQUIRES_RE = re.compile(r"^--\s*requires:\s*(\S+)\s*$", re.MULTILINE)
 
 # Run as one implicit transaction; the lock keeps two first-time runs from racing on CREATE.
 META_DDL = f"""
-SELECT pg_catalog.pg_advisory_xact_lock({ADVISORY_LOCK_KEY} + 1);
+SELECT pg_catalog.pg_advisory_xact_lock({BOOTSTRAP_LOCK_KEY});
 CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
 COMMENT ON SCHEMA {META_SCHEMA} IS 'Strata''s migration bookkeeping (yoyo tables, checksums, code-layer objects).';
 CREATE TABLE IF NOT EXISTS {META_SCHEMA}.migration_checksum (
@@ -276,7 +280,13 @@ class Migrator:
                 )
             time.sleep(0.2)
         try:
-            stale = self.execute(f"SELECT pid, ctime FROM {META_SCHEMA}.yoyo_lock").fetchone() if self.has_meta else None
+            stale = None
+            if self.has_meta:
+                self.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+                try:
+                    stale = self.execute(f"SELECT pid, ctime FROM {META_SCHEMA}.yoyo_lock").fetchone()
+                finally:
+                    self.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))
             if stale:
                 raise MigrationError(
                     f"A migration lock left by process {stale[0]} at {stale[1]:%Y-%m-%d %H:%M:%S} is still recorded, "
@@ -561,6 +571,10 @@ def _make_backend(url: str):
             return conn
 
     backend = StrataBackend(parse_uri("postgresql+psycopg://strata/strata"), MIGRATION_TABLE)
-    backend.init_database()
-    backend.ensure_internal_schema_updated()
+    backend.connection.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+    try:
+        backend.init_database()
+        backend.ensure_internal_schema_updated()
+    finally:
+        backend.connection.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))
     return backend
