@@ -99,9 +99,12 @@ COMMENT ON FUNCTION audit.write_event(uuid, text, text, uuid, text, text, jsonb,
      0 entity type, 1 the table's qualified name, 2 tenant column ('' when the table has
      none), 3 id column (''), 4 identifier column (''), 5.. excluded columns.
    An UPDATE that changes nothing writes no event. An update that changes only excluded
-   columns writes one, naming them in changed_fields without their values. */
+   columns writes one, naming them in changed_fields without their values.
+   Returns the id of the event written (NULL: none). Calls are assignments, never PERFORM:
+   PL/pgSQL runs a PERFORM as a query, with an executor started for it, and this runs for
+   every captured row. */
 CREATE FUNCTION audit.capture_change(p_op text, p_args text[], p_old jsonb, p_new jsonb)
-    RETURNS void
+    RETURNS uuid
     VOLATILE
     LANGUAGE plpgsql
 AS $$
@@ -112,19 +115,19 @@ DECLARE
     v_changed text[];
 BEGIN
     IF p_op = 'UPDATE' THEN
-        SELECT pg_catalog.array_agg(n.key ORDER BY n.key)
-          INTO v_changed
-          FROM pg_catalog.jsonb_each(p_new) AS n
-         WHERE p_old -> n.key IS DISTINCT FROM n.value;
-        IF v_changed IS NULL THEN
-            RETURN;
+        v_changed := ARRAY(SELECT n.key
+                             FROM pg_catalog.jsonb_each(p_new) AS n
+                            WHERE p_old -> n.key IS DISTINCT FROM n.value
+                            ORDER BY n.key);
+        IF pg_catalog.cardinality(v_changed) = 0 THEN
+            RETURN NULL;
         END IF;
     END IF;
     IF pg_catalog.cardinality(p_args) > 5 THEN
         v_old := v_old - p_args[5:];
         v_new := v_new - p_args[5:];
     END IF;
-    PERFORM audit.write_event(
+    RETURN audit.write_event(
         CASE WHEN p_args[2] <> '' THEN (v_row ->> p_args[2])::uuid END,
         p_args[1],
         p_args[0],
@@ -138,7 +141,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION audit.capture_change(text, text[], jsonb, jsonb) IS
-    'Internal: turns one captured row change (TG_OP, trigger arguments, old and new row as jsonb) into a ledger event. Owner only.';
+    'Internal: turns one captured row change (TG_OP, trigger arguments, old and new row as jsonb) into a ledger event; returns its id (NULL: nothing changed). Owner only.';
 COMMENT ON FUNCTION audit.tg_tracked__capture_change() IS
     'Trigger attached by audit.enable_tracking(): writes one ledger event per inserted, updated or deleted row.';
 COMMENT ON FUNCTION audit.tg_tracked__capture_truncate() IS

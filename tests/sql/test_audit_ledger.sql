@@ -2,7 +2,7 @@
 -- explicit events, the guard, what strata_app may not do, and why a transaction's own events
 -- wait for the next block.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT has_table('audit', t, format('audit.%s exists', t))
   FROM unnest(ARRAY['events', 'blocks', 'block_tenants', 'signing_keys']) AS t;
@@ -59,6 +59,17 @@ SELECT ok((SELECT bool_and(NOT (coalesce(old_data, '{}') ? 'token') AND NOT (coa
           'the excluded column never reaches the ledger');
 SELECT is((SELECT changed_fields FROM mine WHERE operation = 'update' AND identifier = 'W-2'), '{token}'::text[],
           'but its change is recorded by name');
+
+-- capture_change is called as an expression (not PERFORM): it answers with the event it wrote.
+CREATE TEMP TABLE captured AS
+SELECT audit.capture_change('UPDATE', '[0:4]={pgtap_direct,pgtap_ledger.direct,"","",""}'::text[],
+                            '{"a": 1, "b": 2}', '{"a": 1, "b": 2}') AS unchanged,
+       audit.capture_change('UPDATE', '[0:4]={pgtap_direct,pgtap_ledger.direct,"","",""}'::text[],
+                            '{"a": 1, "b": 2}', '{"a": 1, "b": 3}') AS changed;
+SELECT is((SELECT unchanged FROM captured), NULL, 'capture_change returns NULL for an update that changed nothing');
+SELECT is((SELECT e.changed_fields FROM audit.events AS e JOIN captured AS c ON e.id = c.changed
+            WHERE e.entity_type = 'pgtap_direct'), '{b}'::text[],
+          'and the id of the event it wrote otherwise');
 SELECT ok((SELECT bool_and(tenant_id = '00000000-0000-4000-8000-0000000000f1' AND actor_id = '00000000-0000-4000-8000-0000000000a1'
                            AND login_role = session_user AND encoding = 1) FROM mine),
           'tenant, actor and login role are recorded');
