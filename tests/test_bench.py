@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_cli
-from strata.bench import SCENARIOS, Metric, load_scenarios
+from strata.bench import SCENARIOS, Metric, load_scenarios, missed_goals
 
 
 def test_scenarios_register_themselves():
@@ -21,6 +21,12 @@ def test_metric_goals():
     assert Metric("r", 0.7, goal=">= 0.75").met is False
     assert Metric("lag", 6.0, "s", "<= 5").met is False
     assert Metric("info", 1.0).met is None and Metric("r", None, goal=">= 1").met is None
+
+
+def test_missed_goals_name_each_scenario_once():
+    results = {"ledger": [Metric("commit to seal", 6.0, "s", "<= 5"), Metric("verify", 2e5, goal=">= 100000")],
+               "orders": [Metric("orders: cancel order, Strata ÷ ORM", 4.4, goal=">= 5.0")]}
+    assert missed_goals(results) == ["ledger: commit to seal", "orders: cancel order, Strata ÷ ORM"]
 
 
 def test_quick_ledger_bench_runs_and_reports_every_metric(admin_url):

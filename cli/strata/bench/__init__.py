@@ -74,6 +74,13 @@ def register(scenario: Scenario) -> Scenario:
     return scenario
 
 
+def missed_goals(results: dict[str, list[Metric]]) -> list[str]:
+    """The metrics that missed their goal, each named once with its scenario ("orders: cancel
+    order, …"; the orders scenario's metric names already start with it)."""
+    return [m.name if m.name.startswith(f"{scenario}: ") else f"{scenario}: {m.name}"
+            for scenario, metrics in results.items() for m in metrics if m.met is False]
+
+
 def load_scenarios() -> dict[str, Scenario]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         importlib.import_module(f"{__name__}.{info.name}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from strata.bench import Bench, Options, load_scenarios
+from strata.bench import Bench, Options, load_scenarios, missed_goals
 from strata.context import Context, pass_context
 from strata.embedded import find_bindir
 from strata.errors import CheckFailed, ConfigurationError
@@ -57,7 +57,7 @@ def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | N
         except Exception as err:  # noqa: BLE001 - one scenario's failure must not hide the others' numbers
             errors[name] = f"{type(err).__name__}: {err}" if not isinstance(err, CheckFailed) else str(err)
             notice(f"scenario {name} failed: {errors[name]}")
-    missed = [f"{name}: {m.name}" for name, metrics in results.items() for m in metrics if m.met is False]
+    missed = missed_goals(results)
     if as_json:
         emit_json({"quick": quick, "scenarios": {n: [m.as_dict() for m in ms] for n, ms in results.items()},
                    "goals_missed": missed, "errors": errors})
