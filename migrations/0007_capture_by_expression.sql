@@ -13,7 +13,7 @@ CREATE OR REPLACE FUNCTION audit.tg_tracked__capture_change()
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_event uuid;
+    v_event uuid;  -- the id of the event written; only the call matters here
 BEGIN
     IF tg_op = 'INSERT' THEN
         v_event := audit.capture_change(tg_op, tg_argv, NULL, pg_catalog.to_jsonb(NEW));

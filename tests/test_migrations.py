@@ -169,6 +169,11 @@ def test_rollback_one_step_then_migrate_gives_an_identical_catalog(databases):
     assert back.returncode == 0, back.stderr
     assert f"  {migration_ids()[-1]}" in back.stdout
     assert status_of(url)["pending"] == migration_ids()[-1:]
+    # The rollback restores exactly what the migration before it left (a rollback that only
+    # undid part of the change, or restored a function body that differs, would show here).
+    before_last = databases.create("steps_before_last", migrate=False)
+    assert run_cli("migrate", "--to", migration_ids()[-2], url=before_last).returncode == 0
+    assert pg_dump_schema(url) == pg_dump_schema(before_last)
     assert run_cli("migrate", url=url).returncode == 0
     assert pg_dump_schema(url) == applied
 

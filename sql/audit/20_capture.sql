@@ -91,18 +91,20 @@ COMMENT ON FUNCTION audit.write_event(uuid, text, text, uuid, text, text, jsonb,
     'Internal: appends one event with the current context, numbered within its transaction and hashed. Owner only.';
 
 /* Capture. The trigger functions attached to tracked tables, audit.tg_tracked__capture_change()
-   and audit.tg_tracked__capture_truncate(), are defined in migration 0002, not here: a user's
-   or a test's table may be tracked too, and rebuilding the code layer must never have to drop
-   triggers it did not create. They only hand the row, as jsonb, to this function.
+   and audit.tg_tracked__capture_truncate(), are defined in migrations (0002; the row trigger's
+   body is replaced by 0007), not here: a user's or a test's table may be tracked too, and
+   rebuilding the code layer must never have to drop triggers it did not create. They only
+   hand the row, as jsonb, to this function.
 
    Trigger arguments, written by audit.enable_tracking():
      0 entity type, 1 the table's qualified name, 2 tenant column ('' when the table has
      none), 3 id column (''), 4 identifier column (''), 5.. excluded columns.
    An UPDATE that changes nothing writes no event. An update that changes only excluded
    columns writes one, naming them in changed_fields without their values.
-   Returns the id of the event written (NULL: none). Calls are assignments, never PERFORM:
-   PL/pgSQL runs a PERFORM as a query, with an executor started for it, and this runs for
-   every captured row. */
+   Returns the id of the event written (NULL: none), and must keep returning a uuid: the row
+   trigger (0007) assigns the result rather than PERFORM the call, because PL/pgSQL runs a
+   PERFORM as a query, with an executor started for it, and this runs for every captured row.
+   (The truncate trigger, once per statement, still PERFORMs it.) */
 CREATE FUNCTION audit.capture_change(p_op text, p_args text[], p_old jsonb, p_new jsonb)
     RETURNS uuid
     VOLATILE
