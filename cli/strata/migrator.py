@@ -282,11 +282,8 @@ class Migrator:
         try:
             stale = None
             if self.has_meta:
-                self.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
-                try:
+                with _bootstrap_locked(self.execute):
                     stale = self.execute(f"SELECT pid, ctime FROM {META_SCHEMA}.yoyo_lock").fetchone()
-                finally:
-                    self.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))
             if stale:
                 raise MigrationError(
                     f"A migration lock left by process {stale[0]} at {stale[1]:%Y-%m-%d %H:%M:%S} is still recorded, "
@@ -571,10 +568,18 @@ def _make_backend(url: str):
             return conn
 
     backend = StrataBackend(parse_uri("postgresql+psycopg://strata/strata"), MIGRATION_TABLE)
-    backend.connection.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
-    try:
+    with _bootstrap_locked(backend.connection.execute):
         backend.init_database()
         backend.ensure_internal_schema_updated()
-    finally:
-        backend.connection.execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))
     return backend
+
+
+@contextmanager
+def _bootstrap_locked(execute):
+    """Holds BOOTSTRAP_LOCK_KEY (a session-level advisory lock) on the connection whose
+    execute() is given, for the set-up of the bookkeeping or a look at yoyo's lock row."""
+    execute("SELECT pg_catalog.pg_advisory_lock(%s)", (BOOTSTRAP_LOCK_KEY,))
+    try:
+        yield
+    finally:
+        execute("SELECT pg_catalog.pg_advisory_unlock(%s)", (BOOTSTRAP_LOCK_KEY,))

@@ -300,8 +300,9 @@ COMMENT ON FUNCTION core.prepare_input(jsonb, jsonb, text) IS
    cancel_order's three fields and 135 µs for create_order's input, each call in a transaction
    of its own. core.compile_contract('<name>') turns core.contract__<name>() into
    core.prepare__<name>(input, entity): straight-line checks of that contract's fields, which
-   accept a valid input and return it cleaned exactly as core.prepare_input would. Anything else (no context, a wrong field, an unknown key) is handed
-   to core.prepare_input, so refusals are worded in one place only. The generated code is only
+   accept a valid input and return it cleaned exactly as core.prepare_input would. Anything
+   else (no context, a wrong field, an unknown key) is handed to core.prepare_input, so
+   refusals are worded in one place only. The generated code is only
    ever a faster "yes": tests compare both on every contract over valid and invalid inputs. */
 
 CREATE FUNCTION core.contract_absent_code(p_source text, p_name text)

@@ -155,9 +155,9 @@ SELECT p.id,
        p.price,
        p.stock_on_hand AS on_hand,
        p.stock_reserved AS reserved,
-       p.stock_on_hand - p.stock_reserved AS available,
-       coalesce(io.open_orders, 0) AS in_orders,
-       (p.stock_on_hand - p.stock_reserved) <= p.low_stock_threshold AS low_stock,
+       d.available,
+       d."inOrders" AS in_orders,
+       d."lowStock" AS low_stock,
        p.version,
        pg_catalog.to_jsonb(d) AS data
   FROM orders.tb_product AS p
@@ -166,7 +166,8 @@ SELECT p.id,
   LEFT JOIN orders.tb_product_open_orders AS io ON io.tenant_id = p.tenant_id AND io.fk_product = p.pk_product
   -- The document is to_jsonb of a row rather than jsonb_build_object: a page with an OFFSET
   -- builds the document of every product it sorts, and this is about a third cheaper per row
-  -- (a page of 20 of 200 products: 0.61 ms instead of 0.72).
+  -- (a page of 20 of 200 products: 0.61 ms instead of 0.72). The columns above read it, so
+  -- available, in orders and low stock are each defined once.
   CROSS JOIN LATERAL (
         SELECT p.id,
                p.sku,
