@@ -1,6 +1,6 @@
 -- The foundation migration: schemas, roles and their boundaries.
 BEGIN;
-SELECT plan(20);
+SELECT plan(21);
 
 SELECT has_schema(s, format('schema %s exists', s))
   FROM unnest(ARRAY['core', 'app', 'audit', 'tenancy', 'orders', 'work', 'content']) AS s;
@@ -28,6 +28,12 @@ SELECT is(
     (SELECT ('x' || substr(replace(u::text, '-', ''), 1, 12))::bit(48)::bigint
        FROM core.uuid_v7('2020-01-01 00:00:00.123+00') AS u),
     1577836800123::bigint, 'core.uuid_v7(at) carries the milliseconds of at');
+SELECT is(
+    (SELECT array_agg(('x' || substr(replace(u::text, '-', ''), 1, 12))::bit(48)::bigint ORDER BY t)
+       FROM unnest(ARRAY['2020-01-01 00:00:00.1239+00', '1999-12-31 23:59:59.9996+00']::timestamptz[]) AS t,
+            LATERAL core.uuid_v7(t) AS u),
+    ARRAY[946684799999, 1577836800123]::bigint[],
+    'core.uuid_v7(at) carries the millisecond that has begun at at, never the next one (RFC 9562)');
 SELECT is(
     (SELECT substr(u::text, 15, 1) || substr(u::text, 20, 1) ~ '^7[89ab]$' FROM core.uuid_v7('1999-12-31 23:59:59+00') AS u),
     true, 'core.uuid_v7(at) is a version-7, RFC 9562 variant UUID');
