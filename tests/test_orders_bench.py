@@ -55,6 +55,38 @@ def test_the_delayed_link_adds_its_round_trip_and_passes_bytes_intact(databases)
     assert len(payload) == 20000 * 32 and payload.startswith("c4ca4238a0b923820dcc509a6f75849b")
 
 
+def test_the_delayed_link_changes_its_delay_on_open_connections_and_holds_its_round_trip(databases):
+    url = databases.create("link_hold")
+    link = DelayedLink(Upstream.of(url), 0.002)
+    port = link.start()
+    try:
+        with psycopg.connect(url_through(url, port), autocommit=True) as conn:
+            def select_1() -> float:
+                started = time.perf_counter()
+                for _ in range(10):
+                    conn.execute("SELECT 1")
+                return (time.perf_counter() - started) / 10
+
+            assert select_1() < 0.008
+            link.set_delay(0.012)
+            assert select_1() >= 0.012, "the new delay applies to a connection opened before it"
+            link.set_delay(0.002)
+            assert select_1() < 0.008
+
+            # hold() moves the delay by half of what it measured too much or too little.
+            assert link.hold(lambda: 0.003) == 0.003 and link.delay == pytest.approx(0.0015)
+            assert link.hold(lambda: 0.001) == 0.001 and link.delay == pytest.approx(0.002)
+            assert link.held == [0.003, 0.001]
+            link.hold(lambda: 1.0)
+            assert link.delay == 0.0, "never a negative delay"
+            assert conn.execute("SELECT 42").fetchone() == (42,)
+        process = link._process
+        process.stdin.close()
+        assert process.wait(10) is not None, "the relay ends when the bench that started it is gone"
+    finally:
+        link.stop()
+
+
 def test_the_scenario_registers_itself():
     load_scenarios()
     assert "orders" in SCENARIOS and SCENARIOS["orders"].summary

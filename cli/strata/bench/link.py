@@ -6,8 +6,14 @@ Why a relay: the kernel's netem qdisc, the usual way to add latency, is not avai
 machine (it is not on the one this project is developed on), while a relay works wherever
 TCP does. It runs in a process of its own so its work never holds the client's interpreter;
 its cost per round trip is part of what the bench measures and reports as the link's round
-trip (a real network has such costs too). Both clients of a comparison use the same link, and
-DelayedLink.calibrate() trims the added delay until the measured round trip is the one asked.
+trip (a real network has such costs too). Both clients of a comparison use the same link.
+
+That cost is not constant: on a small VM it moved the added round trip between about 450 and
+600 µs from one run to the next, and by ±7% within a run, for a delay set once. So the delay
+can be changed while the link carries connections (a line on the relay's stdin), and
+DelayedLink.calibrate() trims it until the measured round trip is the one asked, and hold()
+trims it again, by half the error, whenever the caller measures (the bench does before each
+round of its clients).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import ctypes
 import heapq
 import itertools
 import json
+import os
 import select
 import socket
 import subprocess
@@ -64,8 +71,12 @@ def _precise_timers() -> None:
 
 def _serve(upstream: Upstream, one_way: float) -> None:
     """One thread, one select() loop: bytes read from either side wait in a heap until they are
-    due. select() takes a timeout in microseconds (epoll only in milliseconds)."""
+    due. select() takes a timeout in microseconds (epoll only in milliseconds). A line on stdin
+    sets a new one-way delay for the bytes read from then on; the end of stdin (the parent is
+    gone) ends the relay."""
     _precise_timers()
+    control = sys.stdin.fileno()
+    pending = b""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -76,8 +87,16 @@ def _serve(upstream: Upstream, one_way: float) -> None:
     order = itertools.count()
     while True:
         timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
-        readable, _, _ = select.select([listener, *peer], [], [], timeout)
+        readable, _, _ = select.select([control, listener, *peer], [], [], timeout)
         for sock in readable:
+            if sock is control:
+                chunk = os.read(control, 4096)
+                if not chunk:
+                    return
+                *lines, pending = (pending + chunk).split(b"\n")
+                if lines:
+                    one_way = float(lines[-1])
+                continue
             if sock is listener:
                 client, _ = listener.accept()
                 client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -118,19 +137,23 @@ def url_through(url: str, port: int) -> str:
 class DelayedLink:
     """A relay from 127.0.0.1:port to the upstream server, adding half the round trip in each
     direction: `with DelayedLink(upstream, 0.0005) as port:`, or start() and stop(). The relay
-    is a child process that prints its port and serves until killed."""
+    is a child process that prints its port and serves until killed or its stdin closes.
+    `delay` is the round trip the relay is told to add; `held` lists the added round trips
+    hold() measured."""
 
     def __init__(self, upstream: Upstream, round_trip: float):
         self.upstream = upstream
         self.round_trip = round_trip
+        self.delay = round_trip
+        self.held: list[float] = []
         self.port: int | None = None
         self._process: subprocess.Popen | None = None
 
     def start(self) -> int:
         self._process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from strata.bench.link import serve; serve(sys.argv[1:])",
-             json.dumps(asdict(self.upstream)), repr(self.round_trip / 2)],
-            stdout=subprocess.PIPE, text=True)
+             json.dumps(asdict(self.upstream)), repr(self.delay / 2)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self._process.stdout.readline()
         if not line.strip().isdigit():
             self.stop()
@@ -138,10 +161,27 @@ class DelayedLink:
         self.port = int(line)
         return self.port
 
+    def set_delay(self, delay: float) -> None:
+        """Makes the relay add `delay` to each round trip from now on, on every connection."""
+        self.delay = max(0.0, delay)
+        self._process.stdin.write(f"{self.delay / 2!r}\n")
+        self._process.stdin.flush()
+
+    def hold(self, measure_added: Callable[[], float], gain: float = 0.5) -> float:
+        """Measures the round trip the link adds now (measure_added(), in seconds), records it
+        and moves the delay by `gain` times its error, so the link stays near its round trip
+        as the machine's speed, and with it the relay's own cost, changes. Returns what it
+        measured. Half the error, not all of it: a single measurement is off by a few percent."""
+        added = measure_added()
+        self.held.append(added)
+        self.set_delay(self.delay - gain * (added - self.round_trip))
+        return added
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process.wait(5)
+            self._process.stdin.close()
             self._process.stdout.close()
             self._process = None
 
@@ -151,26 +191,16 @@ class DelayedLink:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    @classmethod
-    def calibrated(cls, upstream: Upstream, round_trip: float, measure: Callable[[int | None], float]) -> DelayedLink:
-        """A started link whose round trip is `round_trip` longer than a direct one (within 3%),
-        so the relay's own cost counts as part of the delay asked for. measure(port) times one
-        round trip through the link on that port, measure(None) one without it; both are taken
-        at each attempt, so the machine's load at that moment is in both. Stop it when done."""
-        delay = round_trip
-        for attempt in range(5):
-            link = cls(upstream, delay)
-            port = link.start()
-            try:
-                error = measure(port) - measure(None) - round_trip
-            except BaseException:
-                link.stop()
-                raise
-            if abs(error) <= 0.03 * round_trip or attempt == 4 or delay == 0:
-                return link
-            link.stop()
-            delay = max(0.0, delay - error)
-        raise AssertionError("unreachable")
+    def calibrate(self, measure_added: Callable[[], float], attempts: int = 5) -> None:
+        """Trims the delay of this started link until the round trip it adds is its round trip
+        within 3% (or for `attempts` tries), so the relay's own cost counts as part of the
+        delay asked for. measure_added() times a round trip through the link minus one without
+        it, both at the same moment, so the machine's load is in both."""
+        for _ in range(attempts):
+            error = measure_added() - self.round_trip
+            if abs(error) <= 0.03 * self.round_trip or self.delay == 0:
+                return
+            self.set_delay(self.delay - error)
 
 
 def serve(argv: list[str]) -> None:
