@@ -6,6 +6,8 @@ so only their presence and sanity are checked: benchmarks are not timed tests.""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import psycopg
@@ -72,6 +74,15 @@ def test_the_delayed_link_changes_its_delay_on_open_connections_and_holds_its_ro
             assert select_1() >= 0.012, "the new delay applies to a connection opened before it"
             link.set_delay(0.002)
             assert select_1() < 0.008
+            # A line that reaches the relay in two pieces is read whole: 6 ms each way.
+            link._process.stdin.write("0.00")
+            link._process.stdin.flush()
+            time.sleep(0.05)
+            assert select_1() < 0.008, "half a line changes nothing"
+            link._process.stdin.write("6\n")
+            link._process.stdin.flush()
+            assert select_1() >= 0.012
+            link.set_delay(0.002)
 
             # hold() moves the delay by half of what it measured too much or too little.
             assert link.hold(lambda: 0.003) == 0.003 and link.delay == pytest.approx(0.0015)
@@ -82,9 +93,49 @@ def test_the_delayed_link_changes_its_delay_on_open_connections_and_holds_its_ro
             assert conn.execute("SELECT 42").fetchone() == (42,)
         process = link._process
         process.stdin.close()
-        assert process.wait(10) is not None, "the relay ends when the bench that started it is gone"
+        process.wait(10)  # the relay ends when the bench that started it is gone (TimeoutExpired otherwise)
     finally:
         link.stop()
+
+
+def test_a_shorter_delay_never_reorders_the_bytes_of_a_connection():
+    # Upstream is an echo server. "A" goes out with a 0.4 s round trip, then the delay drops to
+    # 2 ms and "B" goes out: B must still come back after A, or a PostgreSQL session through
+    # the link would be scrambled.
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    link = DelayedLink(Upstream(host="127.0.0.1", port=server.getsockname()[1]), 0.4)
+    try:
+        with socket.create_connection(("127.0.0.1", link.start()), timeout=5) as client:
+            client.sendall(b"A")
+            time.sleep(0.05)
+            link.set_delay(0.002)
+            client.sendall(b"B")
+            received = b""
+            while len(received) < 2:
+                received += client.recv(2)
+        assert received == b"AB"
+    finally:
+        link.stop()
+        server.close()
+
+
+def test_stopping_a_link_whose_relay_died_raises_nothing():
+    link = DelayedLink(Upstream(host="127.0.0.1", port=9), 0.001)
+    link.start()
+    link._process.kill()
+    link._process.wait(5)
+    with pytest.raises(OSError):
+        link.set_delay(0.002)  # the relay is gone: the pipe is broken
+    link.stop()
+    assert link._process is None
 
 
 def test_the_scenario_registers_itself():

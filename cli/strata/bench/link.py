@@ -1,4 +1,4 @@
-"""A network link for benchmarks: a TCP relay that holds every chunk of bytes for a fixed time
+"""A network link for benchmarks: a TCP relay that holds every chunk of bytes for a set time
 in each direction before passing it on, so a client on this host sees the round-trip time of
 a database on another host.
 
@@ -9,7 +9,7 @@ its cost per round trip is part of what the bench measures and reports as the li
 trip (a real network has such costs too). Both clients of a comparison use the same link.
 
 That cost is not constant: on a small VM it moved the added round trip between about 450 and
-600 µs from one run to the next, and by ±7% within a run, for a delay set once. So the delay
+560 µs from one run to the next, and by ±7% within a run, for a delay set once. So the delay
 can be changed while the link carries connections (a line on the relay's stdin), and
 DelayedLink.calibrate() trims it until the measured round trip is the one asked, and hold()
 trims it again, by half the error, whenever the caller measures (the bench does before each
@@ -18,6 +18,7 @@ round of its clients).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import heapq
 import itertools
@@ -72,8 +73,9 @@ def _precise_timers() -> None:
 def _serve(upstream: Upstream, one_way: float) -> None:
     """One thread, one select() loop: bytes read from either side wait in a heap until they are
     due. select() takes a timeout in microseconds (epoll only in milliseconds). A line on stdin
-    sets a new one-way delay for the bytes read from then on; the end of stdin (the parent is
-    gone) ends the relay."""
+    sets a new one-way delay for the bytes read from then on, but never sends bytes before those
+    read earlier for the same socket (a shorter delay would otherwise reorder the stream); the
+    end of stdin (the parent is gone) ends the relay."""
     _precise_timers()
     control = sys.stdin.fileno()
     pending = b""
@@ -84,6 +86,7 @@ def _serve(upstream: Upstream, one_way: float) -> None:
     print(listener.getsockname()[1], flush=True)
     peer: dict[socket.socket, socket.socket] = {}
     due: list[tuple[float, int, socket.socket, bytes]] = []  # (when, order, to, data)
+    last_due: dict[socket.socket, float] = {}  # per target: when its latest bytes are sent
     order = itertools.count()
     while True:
         timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
@@ -112,10 +115,15 @@ def _serve(upstream: Upstream, one_way: float) -> None:
             except OSError:
                 data = b""
             if data:
-                heapq.heappush(due, (time.monotonic() + one_way, next(order), peer[sock], data))
+                target = peer[sock]
+                when = max(time.monotonic() + one_way, last_due.get(target, 0.0))
+                last_due[target] = when
+                heapq.heappush(due, (when, next(order), target, data))
             else:  # one side closed: close both, dropping what was still on its way
                 other = peer.pop(sock)
                 peer.pop(other, None)
+                last_due.pop(sock, None)
+                last_due.pop(other, None)
                 due = [item for item in due if item[2] is not sock and item[2] is not other]
                 heapq.heapify(due)
                 sock.close()
@@ -179,11 +187,12 @@ class DelayedLink:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.kill()
-            self._process.wait(5)
-            self._process.stdin.close()
-            self._process.stdout.close()
-            self._process = None
+            process, self._process = self._process, None
+            process.kill()
+            process.wait(5)
+            for stream in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):  # a relay that died leaves a broken pipe
+                    stream.close()
 
     def __enter__(self) -> int:
         return self.start()
