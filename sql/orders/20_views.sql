@@ -12,6 +12,10 @@
    sorted either way. Pages and histories build one document per row, so this is where it
    counts; for the one document a write returns it makes no measurable difference. */
 
+-- Each line's product is looked up by its key (OFFSET 0 keeps the lookup a subquery of its
+-- own). As a plain join, the planner may merge the lines with an index scan of the tenant's
+-- whole catalog, stopping only at the order's highest product: with 3,000 products, the
+-- details of an order for the newest one read all of them (610 µs instead of 142).
 CREATE VIEW orders.v_order_line
 WITH (security_invoker = true) AS
 SELECT it.tenant_id,
@@ -19,7 +23,12 @@ SELECT it.tenant_id,
        it.line_number,
        pg_catalog.to_jsonb(d) AS line
   FROM orders.tb_order_item AS it
-  JOIN orders.tb_product AS p ON p.tenant_id = it.tenant_id AND p.pk_product = it.fk_product
+  CROSS JOIN LATERAL (
+        SELECT p.id, p.sku, p.name
+          FROM orders.tb_product AS p
+         WHERE p.tenant_id = it.tenant_id AND p.pk_product = it.fk_product
+        OFFSET 0
+       ) AS p
   CROSS JOIN LATERAL (
         SELECT it.line_number AS "lineNumber",
                p.id AS "productId",
