@@ -17,7 +17,7 @@ from conftest import run_cli
 from strata import seed as seeding
 from strata.bench import SCENARIOS, load_scenarios
 from strata.bench.link import DelayedLink, Upstream, url_through
-from strata.bench.orders import ADMIN, PUBLISHED, TENANT, OrmClient, Refused, StrataClient
+from strata.bench.orders import ADMIN, PUBLISHED, TENANT, OrmClient, Refused, StrataClient, select_1_seconds
 
 
 def test_quick_orders_bench_reports_every_ratio(admin_url: str):
@@ -42,16 +42,10 @@ def test_quick_orders_bench_reports_every_ratio(admin_url: str):
 def test_the_delayed_link_adds_its_round_trip_and_passes_bytes_intact(databases):
     url = databases.create("link")
 
-    def select_1(conn) -> float:
-        started = time.perf_counter()
-        for _ in range(20):
-            conn.execute("SELECT 1")
-        return (time.perf_counter() - started) / 20
-
     with psycopg.connect(url, autocommit=True) as conn:
-        direct = select_1(conn)
+        direct = select_1_seconds(conn, 20)
     with DelayedLink(Upstream.of(url), 0.004) as port, psycopg.connect(url_through(url, port), autocommit=True) as conn:
-        delayed = select_1(conn)
+        delayed = select_1_seconds(conn, 20)
         payload = conn.execute("SELECT string_agg(md5(g::text), '') FROM generate_series(1, 20000) AS g").fetchone()[0]
     assert delayed - direct >= 0.004, "every round trip waits 2 ms each way"
     assert len(payload) == 20000 * 32 and payload.startswith("c4ca4238a0b923820dcc509a6f75849b")
@@ -64,10 +58,7 @@ def test_the_delayed_link_changes_its_delay_on_open_connections_and_holds_its_ro
     try:
         with psycopg.connect(url_through(url, port), autocommit=True) as conn:
             def select_1() -> float:
-                started = time.perf_counter()
-                for _ in range(10):
-                    conn.execute("SELECT 1")
-                return (time.perf_counter() - started) / 10
+                return select_1_seconds(conn, 10)
 
             assert select_1() < 0.008
             link.set_delay(0.012)

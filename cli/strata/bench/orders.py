@@ -774,30 +774,25 @@ def _vacuum(bench: Bench) -> None:
                       " tenancy.tb_identifier_counter")
 
 
+def select_1_seconds(conn: psycopg.Connection, n: int) -> float:
+    """The mean time of n SELECT 1 in a row on conn: one round trip."""
+    started = time.perf_counter()
+    for _ in range(n):
+        conn.execute("SELECT 1")
+    return (time.perf_counter() - started) / n
+
+
 def _added_round_trip(through: psycopg.Connection, direct: psycopg.Connection) -> float:
     """What a link adds to a round trip: the median over 9 pairs of batches of 50 SELECT 1,
     through it and directly, one right after the other, so both see the machine alike."""
-    def batch(conn: psycopg.Connection, n: int) -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            conn.execute("SELECT 1")
-        return (time.perf_counter() - started) / n
-
-    batch(through, 10), batch(direct, 10)
-    return statistics.median(batch(through, 50) - batch(direct, 50) for _ in range(9))
+    select_1_seconds(through, 10), select_1_seconds(direct, 10)
+    return statistics.median(select_1_seconds(through, 50) - select_1_seconds(direct, 50) for _ in range(9))
 
 
 def _round_trip_seconds(conn: psycopg.Connection) -> float:
     """The median of 7 batches of 100 SELECT 1: one round trip, robust to a busy moment."""
-    for _ in range(20):
-        conn.execute("SELECT 1")
-    batches = []
-    for _ in range(7):
-        started = time.perf_counter()
-        for _ in range(100):
-            conn.execute("SELECT 1")
-        batches.append((time.perf_counter() - started) / 100)
-    return statistics.median(batches)
+    select_1_seconds(conn, 20)
+    return statistics.median(select_1_seconds(conn, 100) for _ in range(7))
 
 
 register(Scenario("orders", "Strata's one-call reads and writes against an ORM-style client doing the same work", run))
