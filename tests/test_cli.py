@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import click
+import psycopg
 import pytest
 
 from conftest import ROOT, run_cli
@@ -196,3 +201,42 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0 and re.fullmatch(r"strata, version \d+\.\d+\.\d+\n", result.stdout)
 
+
+
+# A stand-in for a long command (a bulk seed's recount, a long verify): one statement through
+# the CLI's own connect(), which then sleeps on the server.
+LONG_STATEMENT = """
+import sys
+from strata.connection import connect
+conn = connect(sys.argv[1], application_name=sys.argv[2])
+print("connected", flush=True)
+conn.execute("SELECT pg_catalog.pg_sleep(600)")
+"""
+
+
+def test_a_killed_command_does_not_leave_its_statement_running(db_url):
+    """A server notices a vanished client only when it next writes to it; without the
+    disconnect check a killed bulk seed's backend worked on for minutes."""
+    name = f"strata-killed-{uuid.uuid4().hex[:12]}"
+    running = "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = %s"
+    probe = subprocess.Popen([sys.executable, "-c", LONG_STATEMENT, db_url, name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert probe.stdout.readline() == "connected\n", probe.stderr.read()
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 20
+            while conn.execute(running + " AND wait_event = 'PgSleep'", (name,)).fetchone()[0] == 0:
+                assert time.monotonic() < deadline, "the statement never started"
+                time.sleep(0.05)
+            probe.kill()
+            probe.wait(timeout=10)
+            # The check runs every 2 s; the sleep would run for 10 minutes.
+            deadline = time.monotonic() + 20
+            while conn.execute(running, (name,)).fetchone()[0] > 0:
+                assert time.monotonic() < deadline, "the killed client's statement is still running on the server"
+                time.sleep(0.1)
+    finally:
+        probe.kill()
+        probe.wait(timeout=10)
+        probe.stdout.close()
+        probe.stderr.close()
