@@ -5,6 +5,7 @@ through the `pgtap_connection` override below."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -184,8 +185,20 @@ def run_cli(*args: str, url: str | None = None, env: dict | None = None, timeout
     command = [sys.executable, "-m", "strata"]
     if url:
         command += ["--database-url", url]
-    return subprocess.run([*command, *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=cwd or ROOT)
+    command += args
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT)
+    except subprocess.TimeoutExpired as err:
+        raise subprocess.TimeoutExpired(masked_command(command), err.timeout, err.output, err.stderr) from None
+    # A failed assertion prints the result, command line included: CI logs must not show passwords.
+    result.args = masked_command(command)
+    return result
+
+
+def masked_command(command: list[str]) -> list[str]:
+    """A command line with the password of any URL or conninfo in it replaced by ***."""
+    return [re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", str(arg)))
+            for arg in command]
 
 
 def pg_dump_schema(url: str) -> str:

@@ -15,7 +15,7 @@ import click
 import psycopg
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, masked_command, run_cli
 from strata.cli import cli
 
 # A port nothing listens on: 1 is reserved (tcpmux) and never bound on a developer machine or CI.
@@ -135,6 +135,18 @@ def test_password_never_shown_in_errors():
     result = run_cli("status", url="postgresql://strata:sekrit-pw@127.0.0.1:1/strata?connect_timeout=3")
     assert result.returncode == 3
     assert "sekrit-pw" not in result.stderr
+
+
+def test_run_cli_never_prints_the_password_in_a_failing_tests_output():
+    """What pytest prints for a failed assertion on a result, or for a command that timed out,
+    includes the command line; CI logs must not carry the test cluster's password."""
+    url = "postgresql://strata:sekrit-pw@127.0.0.1:1/strata?connect_timeout=3"
+    result = run_cli("status", url=url)
+    assert "sekrit-pw" not in repr(result) and "strata:***@127.0.0.1:1" in repr(result)
+    with pytest.raises(subprocess.TimeoutExpired) as timed_out:
+        run_cli("status", url=url, timeout=0.01)  # Python does not even start in 10 ms
+    assert "sekrit-pw" not in str(timed_out.value)
+    assert masked_command(["host=db password=sekrit-pw dbname=x"]) == ["host=db password=*** dbname=x"]
 
 
 def test_url_precedence_option_then_strata_env_then_database_url(db_url):
