@@ -122,6 +122,47 @@ def test_an_order_document_finds_its_products_by_key_in_a_large_catalog(database
                                     for n in products), (mode, plan)
 
 
+def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(databases):
+    # A bulk seed turns the open-order triggers off and recounts after each batch, planned on
+    # whatever statistics the fresh tables have. As a join, the recount once became a nested
+    # loop of every line against every order (over 15 minutes for a 1M-order seed). Its plan,
+    # as auto_explain shows it from inside the function, must read each open order's lines by
+    # the order's key and read no row of either table twice.
+    url = databases.create("recount")
+    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+    with psycopg.connect(url, autocommit=True) as conn:  # LOAD needs a superuser
+        plans = []
+        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary))
+        tenant = conn.execute("SELECT id FROM tenancy.tb_organization WHERE identifier = 'demo-1'").fetchone()[0]
+        open_orders, open_lines = conn.execute(
+            "SELECT count(DISTINCT o.pk_order), count(*) FROM orders.tb_order AS o"
+            " JOIN orders.tb_order_item AS it ON it.tenant_id = o.tenant_id AND it.fk_order = o.pk_order"
+            " WHERE o.tenant_id = %s AND o.status IN ('pending', 'paid')", (tenant,)).fetchone()
+        assert open_orders >= 10, "the seed made too few open orders to show anything"
+        # The statistics a bulk load's recount may be planned with: tables last analyzed empty.
+        conn.execute("DELETE FROM pg_catalog.pg_statistic WHERE starelid IN ('orders.tb_order'::regclass, 'orders.tb_order_item'::regclass)")
+        conn.execute("UPDATE pg_catalog.pg_class SET reltuples = 0, relpages = 1"
+                     " WHERE oid IN ('orders.tb_order'::regclass, 'orders.tb_order_item'::regclass)")
+        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                        "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
+                        "SET auto_explain.log_format = json", "SET auto_explain.log_level = notice"):
+            conn.execute(setting)
+        with conn.transaction():
+            conn.execute("SELECT core.use_tenant(%s)", (tenant,))
+            conn.execute("SELECT core.recount_open_orders()")
+        recount = [json.loads(p.split("plan:", 1)[1]) for p in plans if "INSERT INTO orders.tb_product_open_orders" in p]
+        assert len(recount) == 1, plans
+        plan = recount[0]["Plan"]
+        lines = scans_of(plan, "tb_order_item")
+        assert lines and all("fk_order = o.pk_order" in n.get("Index Cond", "") for n in lines), plan
+        # One pass over the open orders, one lookup of lines per open order (EXPLAIN rounds
+        # rows per loop, so the lines are compared loosely).
+        assert [(n["Actual Loops"], n["Actual Rows"]) for n in scans_of(plan, "tb_order")] == [(1, open_orders)], plan
+        assert [n["Actual Loops"] for n in lines] == [open_orders], plan
+        assert abs(lines[0]["Actual Rows"] * open_orders - open_lines) <= open_orders / 2, plan
+
+
 def test_read_model_uses_indexes_with_100k_orders(databases):
     check_read_model(databases, 100_000)
 
