@@ -105,7 +105,8 @@ def test_readme_starts_with_the_two_commands():
     assert "make demo" in first_section and "make test" in first_section
 
 
-@pytest.mark.parametrize("command", [("status",), ("verify",), ("migrate", "--dry-run"), ("inspect",)])
+@pytest.mark.parametrize("command", [("status",), ("verify",), ("migrate", "--dry-run"), ("inspect",),
+                                     ("db", "psql", "-c", "SELECT 1")])
 def test_unreachable_database_exits_3_with_one_sentence(command):
     result = run_cli(*command, url=UNREACHABLE_URL)
     assert result.returncode == 3, result.stderr
@@ -135,6 +136,14 @@ def test_password_never_shown_in_errors():
     result = run_cli("status", url="postgresql://strata:sekrit-pw@127.0.0.1:1/strata?connect_timeout=3")
     assert result.returncode == 3
     assert "sekrit-pw" not in result.stderr
+
+
+def test_db_psql_tells_a_superuser_that_it_sees_every_tenant(db_url, app_url):
+    as_superuser = run_cli("db", "psql", "-XAtc", "SELECT 41 + 1", url=db_url)
+    assert as_superuser.returncode == 0 and as_superuser.stdout == "42\n", as_superuser.stderr
+    assert "bypasses row-level security and sees every tenant; SET ROLE strata_app" in as_superuser.stderr
+    as_app = run_cli("db", "psql", "-XAtc", "SELECT 41 + 1", url=app_url)
+    assert as_app.returncode == 0 and as_app.stdout == "42\n" and as_app.stderr == "", as_app.stderr
 
 
 def test_run_cli_never_prints_the_password_in_a_failing_tests_output():

@@ -6,11 +6,13 @@ carry on where the seed stopped, and the revenue projection matches the orders."
 from __future__ import annotations
 
 import json
+import subprocess
 
 import psycopg
 import pytest
 
 from conftest import app_url_of, run_cli
+from strata.embedded import find_bindir
 
 # Every row returned is a broken rule; run as a superuser (it reads every tenant).
 VIOLATIONS = """
@@ -105,6 +107,17 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     assert statuses >= {"pending", "paid", "delivered"}, statuses
     assert captured == 60
     assert_verifies(url)
+
+    # The hint a person is given works pasted into psql, as the superuser `strata db psql` is
+    # (psql commits each statement on its own): it shows demo-1's orders only.
+    shown = run_cli("seed", "--tenants", "2", "--orders", "0", url=url)
+    hint = next(line for line in shown.stdout.splitlines() if line.startswith("Try, in strata db psql: "))
+    statements = [f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()]
+    pasted = subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
+                            input="\n".join([*statements, "SELECT count(*) FROM app.v_orders_summary;"]),
+                            capture_output=True, text=True, timeout=60)
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.splitlines()[-1] == "30", pasted.stdout
 
     again = run_cli("seed", "--if-empty", url=url)
     assert again.returncode == 0 and "Not seeding: the database already has 2 tenant(s)" in again.stdout

@@ -5,12 +5,15 @@ creates and lists tenants, and lookups by id or identifier are index scans."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import subprocess
 
 import psycopg
 import pytest
 
-from conftest import app_url_of, race, run_cli
+from conftest import ROOT, app_url_of, race, run_cli
+from strata.embedded import find_bindir
 
 
 def _create_tenant(url: str, slug: str, admin: str) -> None:
@@ -134,3 +137,24 @@ def test_lookups_by_id_or_identifier_are_index_scans(databases):
         text = "\n".join(r[0] for r in rows)
         scan_of_users = [line for line in text.splitlines() if "tb_user " in line or "on tb_user" in line]
         assert scan_of_users and all("Index" in line for line in scan_of_users), f"{name}:\n{text}"
+
+
+def test_the_readmes_tenant_context_example_runs_in_psql_and_sees_one_tenant(databases):
+    """The first SQL block under 'Tenant context', pasted into psql as a superuser (as
+    `strata db psql` connects), with acme and another tenant in the database."""
+    url = databases.create("readme_context")
+    for name, slug, admin in (("Acme", "acme", "ada@acme.test"), ("Other", "other", "eve@other.test")):
+        made = run_cli("tenant", "create", name, "--slug", slug, "--admin", admin, url=url)
+        assert made.returncode == 0, made.stderr
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Tenant context", 1)[1]
+    example = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    pasted = subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
+                            input=example, capture_output=True, text=True, timeout=60)
+    assert pasted.returncode == 0, pasted.stderr
+    assert "ada@acme.test" in pasted.stdout and "eve@other.test" not in pasted.stdout, pasted.stdout
+    assert "created" in pasted.stdout, pasted.stdout
+    with psycopg.connect(url) as conn:
+        tenants = conn.execute("SELECT o.identifier FROM tenancy.tb_user AS u JOIN tenancy.tb_organization AS o"
+                               " ON o.tenant_id = u.tenant_id WHERE u.email = 'bob@acme.test'").fetchall()
+    assert tenants == [("acme",)]

@@ -10,7 +10,7 @@ import click
 from strata.context import Context, pass_context
 from strata.embedded import EmbeddedCluster
 from strata.errors import ConfigurationError
-from strata.output import emit_json, option_json, say, table
+from strata.output import emit_json, notice, option_json, say, table
 
 
 @click.group()
@@ -82,10 +82,19 @@ def url(ctx: Context) -> None:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
-    """Open psql on the connected database (extra arguments go to psql)."""
+    """Open psql on the connected database (extra arguments go to psql). A superuser session
+    bypasses row-level security: SET ROLE strata_app to see what the application sees."""
     binary = shutil.which("psql")
     if not binary:
         raise ConfigurationError("psql is not installed; install postgresql-client.")
+    # Connecting first gives an unreachable database our one-sentence error, and tells a
+    # superuser (the embedded cluster's postgres) that tenant isolation does not apply to it.
+    with ctx.connect() as conn:
+        role, bypasses = conn.execute("SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles"
+                                      " WHERE rolname = current_user").fetchone()
+    if bypasses:
+        notice(f"Connected as {role}, which bypasses row-level security and sees every tenant; "
+               "SET ROLE strata_app to see what the application sees.")
     os.execv(binary, [binary, ctx.url, *psql_args])
 
 

@@ -71,13 +71,20 @@ def seed(ctx: Context, tenants: int, orders: int, mode: str, with_ledger: bool, 
     if as_json:
         emit_json({"seeded": True, **result.as_dict()})
         return
-    table(None, ["tenant", "name", "admin", "customers", "products", "orders", "new orders", "paid", "cancelled"],
+    table(None, ["tenant", "name", "admin", "customers", "products", "orders", "new orders", "new paid", "new cancelled"],
           [(t.slug, t.name, t.admin, t.customers, t.products, t.orders, t.orders_created, t.paid, t.cancelled)
            for t in result.tenants])
     say(f"Seeded {result.orders_created:,} orders in {len(result.tenants)} tenant(s) in {result.seconds:.1f} s "
         f"({result.orders_per_second:,.0f} orders/s) through the {result.mode} path; ledger: {result.ledger}.")
-    say(f"Try: SELECT app.set_context('{result.tenants[0].slug}', '{result.tenants[0].admin}'); "
-        "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 5;")
+    say(f"Try, in strata db psql: {try_hint(result.tenants[0].slug, result.tenants[0].admin)}")
+
+
+def try_hint(slug: str, admin: str) -> str:
+    """SQL to paste into psql, one statement at a time as psql runs them: the application's
+    role (a superuser, as `strata db psql` is, bypasses row-level security) and a context for
+    the session (the two-argument form lasts one transaction, and psql commits each line)."""
+    return (f"SET ROLE strata_app; SELECT app.set_context('{slug}', '{admin}', false); "
+            "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 5;")
 
 
 COMMANDS = [seed]
