@@ -123,13 +123,24 @@ def test_unreachable_database_from_environment_exits_3():
     assert len(result.stderr.splitlines()) == 1 and "Cannot reach the database" in result.stderr
 
 
-@pytest.mark.parametrize("url", ["this is not a url", "postgresql://strata@127.0.0.1:1/x?no_such_option=1"])
+@pytest.mark.parametrize("url", [
+    "this is not a url",
+    "postgresql://strata@127.0.0.1:1/x?no_such_option=1",
+    # Refusals that quote the URL, or the part libpq could not parse, password included.
+    "postgresql://strata:sekrit-pw@[::1/x",
+    "postgresql://strata:sekrit-pw%zz@127.0.0.1:1/x",
+    # An option's value libpq refuses is a bad URL, not an unreachable database.
+    "postgresql://strata:sekrit-pw@127.0.0.1:5432:99/x",
+    "postgresql://strata@127.0.0.1:1/x?sslmode=bogus&password=sekrit-pw",
+    "host=127.0.0.1 port=abc password='sekrit-pw'",
+])
 def test_malformed_url_is_a_configuration_error(url):
     result = run_cli("status", url=url)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: The database URL is not valid:")
+    assert "sekrit-pw" not in result.stderr
 
 
 def test_password_never_shown_in_errors():

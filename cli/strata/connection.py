@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass
 
 import psycopg
@@ -57,9 +59,12 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
     except psycopg.ProgrammingError as err:
-        raise ConfigurationError(f"The database URL is not valid: {_first_line(err)}.") from err
+        raise ConfigurationError(f"The database URL is not valid: {_without_password(_first_line(err), url)}.") from err
     except psycopg.OperationalError as err:
-        raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {_first_line(err)}.") from err
+        reason = _without_password(_first_line(err), url).removeprefix("connection is bad: ")
+        if reason.startswith("invalid "):  # libpq refusing an option's value, not a network failure
+            raise ConfigurationError(f"The database URL is not valid: {reason}.") from err
+        raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {reason}.") from err
     _end_work_when_gone(conn)
     return conn
 
@@ -81,6 +86,18 @@ def _end_work_when_gone(conn: psycopg.Connection) -> None:
         return
     if not conn.autocommit:
         conn.commit()
+
+
+def _without_password(message: str, url: str) -> str:
+    """The driver's message with the URL's password masked: libpq quotes the URL, or the part
+    it could not parse, when it refuses one."""
+    found = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#]*)@", url)
+    secrets = [found.group(1)] if found else []
+    secrets += re.findall(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", url)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        message = message.replace(secret, "***")
+        message = message.replace(urllib.parse.unquote(secret), "***")
+    return message
 
 
 def _first_line(err: Exception) -> str:
