@@ -272,3 +272,22 @@ def test_a_killed_command_does_not_leave_its_statement_running(db_url):
         probe.wait(timeout=10)
         probe.stdout.close()
         probe.stderr.close()
+
+
+def test_inspect_tells_a_table_never_analyzed_from_an_empty_one(databases):
+    url = databases.create("inspect_rows")
+
+    def shown(name: str) -> tuple[dict, str]:
+        as_json = run_cli("inspect", name, "--json", url=url)
+        as_table = run_cli("inspect", url=url)
+        assert as_json.returncode == 0 and as_table.returncode == 0, as_json.stderr + as_table.stderr
+        line = next(x for x in as_table.stdout.splitlines() if f" {name} " in x)
+        return json.loads(as_json.stdout)[0]["details"], line
+
+    details, line = shown("orders.tb_order")
+    assert details["estimated_rows"] is None and "rows unknown until ANALYZE" in line, line
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE orders.tb_order")
+    details, line = shown("orders.tb_order")
+    assert details["estimated_rows"] == 0 and "~0 rows" in line, line
+    assert shown("app.v_orders_summary")[0]["estimated_rows"] is None

@@ -35,7 +35,9 @@ AS $$
                'rls_forced', c.relforcerowsecurity,
                'security_invoker', coalesce('security_invoker=true' = ANY (c.reloptions)
                                             OR 'security_invoker=on' = ANY (c.reloptions), false),
-               'estimated_rows', greatest(c.reltuples, 0)::bigint,
+               -- The planner's estimate; none for a view, or a table never vacuumed or analyzed
+               -- (reltuples -1), which is not the same as empty.
+               'estimated_rows', CASE WHEN c.relkind <> 'v' AND c.reltuples >= 0 THEN c.reltuples::bigint END,
                'acl', c.relacl::text[]),
            pg_catalog.obj_description(c.oid, 'pg_class')
       FROM pg_catalog.pg_class AS c
