@@ -118,6 +118,9 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
                             capture_output=True, text=True, timeout=60)
     assert pasted.returncode == 0, pasted.stderr
     assert pasted.stdout.splitlines()[-1] == "30", pasted.stdout
+    # A tenant named by its slug is shown by it too.
+    one = run_cli("audit", "verify", "--tenant", "demo-1", url=url)
+    assert one.returncode == 0 and one.stdout.startswith("Ledger verified (demo-1, "), one.stdout
 
     again = run_cli("seed", "--if-empty", url=url)
     assert again.returncode == 0 and "Not seeding: the database already has 2 tenant(s)" in again.stdout

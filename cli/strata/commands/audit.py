@@ -6,6 +6,7 @@ commands call the audit.* functions a psql user would call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -124,7 +125,10 @@ def verify_(ctx: Context, tenant: str | None, checkpoint_file: Path | None, as_j
     if as_json:
         emit_json(report.as_dict())
     else:
-        _print_report(report)
+        if tenant is not None and tenant != report.scope:  # named by slug: show it next to the id
+            _print_report(dataclasses.replace(report, scope=f"{tenant}, {report.scope}"))
+        else:
+            _print_report(report)
     if not report.ok:
         raise CheckFailed(f"the audit ledger does not verify: {report.problem.message}.")
 

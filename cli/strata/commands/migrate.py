@@ -28,7 +28,8 @@ def _print_plan(plan: Plan, dry_run: bool) -> None:
     if plan.rebuild_code:
         reason = (f"{len(plan.code_changed)} file(s) changed" if plan.code_changed
                   else "after the migrations" if plan.migrations else "on request")
-        say(f"{head} rebuild the code layer from {len(plan.code_files)} sql/ file(s) ({reason}):")
+        listed = ":" if plan.code_changed else "."
+        say(f"{head} rebuild the code layer from {len(plan.code_files)} sql/ file(s) ({reason}){listed}")
         for path in plan.code_changed:
             say(f"  {path}")
 

@@ -40,7 +40,7 @@ def create(ctx: Context, name: str, slug: str, admin_email: str, admin_name: str
         say(f"{result['message']} Tenant id: {result['id']}.")
     if not result["succeeded"]:
         detail = "; ".join(e["message"] for e in result["errors"] or []) or result["message"]
-        raise CheckFailed(f"{result['status']}: {detail}")
+        raise CheckFailed(f"The tenant was not created: {detail.rstrip('.')} ({result['status']}).")
 
 
 @tenant.command(name="list")
