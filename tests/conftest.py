@@ -5,7 +5,6 @@ through the `pgtap_connection` override below."""
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from strata.connection import mask_password, without_password
 from strata.embedded import EmbeddedCluster, find_bindir
 from strata.migrator import Migrator
 from strata.project import Project, find_project
@@ -197,8 +197,16 @@ def run_cli(*args: str, url: str | None = None, env: dict | None = None, timeout
 
 def masked_command(command: list[str]) -> list[str]:
     """A command line with the password of any URL or conninfo in it replaced by ***."""
-    return [re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", str(arg)))
-            for arg in command]
+    return [mask_password(str(arg), str(arg)) for arg in command]
+
+
+def run_psql(url: str, script: str, *args: str) -> subprocess.CompletedProcess:
+    """psql on `url` reading `script` from stdin as a person pasting it would (each statement
+    committed on its own), with the password in the environment, not on the command line."""
+    conninfo, password = without_password(url)
+    env = dict(os.environ, PGPASSWORD=password) if password else None
+    return subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *args, "-d", conninfo],
+                          input=script, capture_output=True, text=True, timeout=60, env=env)
 
 
 def pg_dump_schema(url: str) -> str:

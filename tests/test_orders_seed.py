@@ -6,13 +6,11 @@ carry on where the seed stopped, and the revenue projection matches the orders."
 from __future__ import annotations
 
 import json
-import subprocess
 
 import psycopg
 import pytest
 
-from conftest import app_url_of, run_cli
-from strata.embedded import find_bindir
+from conftest import app_url_of, run_cli, run_psql
 
 # Every row returned is a broken rule; run as a superuser (it reads every tenant).
 VIOLATIONS = """
@@ -113,9 +111,7 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     shown = run_cli("seed", "--tenants", "2", "--orders", "0", url=url)
     hint = next(line for line in shown.stdout.splitlines() if line.startswith("Try, in strata db psql: "))
     statements = [f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()]
-    pasted = subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
-                            input="\n".join([*statements, "SELECT count(*) FROM app.v_orders_summary;"]),
-                            capture_output=True, text=True, timeout=60)
+    pasted = run_psql(url, "\n".join([*statements, "SELECT count(*) FROM app.v_orders_summary;"]))
     assert pasted.returncode == 0, pasted.stderr
     assert pasted.stdout.splitlines()[-1] == "30", pasted.stdout
     # A tenant named by its slug is shown by it too.

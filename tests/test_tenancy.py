@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import subprocess
 
 import psycopg
 import pytest
 
-from conftest import ROOT, app_url_of, race, run_cli
-from strata.embedded import find_bindir
+from conftest import ROOT, app_url_of, race, run_cli, run_psql
 
 
 def _create_tenant(url: str, slug: str, admin: str) -> None:
@@ -151,8 +149,7 @@ def test_the_readmes_tenant_context_example_runs_in_psql_and_sees_one_tenant(dat
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### Tenant context", 1)[1]
     example = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
-    pasted = subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
-                            input=example, capture_output=True, text=True, timeout=60)
+    pasted = run_psql(url, example)
     assert pasted.returncode == 0, pasted.stderr
     assert "ada@acme.test" in pasted.stdout and "eve@other.test" not in pasted.stdout, pasted.stdout
     assert "created" in pasted.stdout, pasted.stdout

@@ -48,7 +48,8 @@ def describe_url(url: str) -> str:
         return "the given database URL"
     host = info.get("host") or "local socket"
     port = f":{info['port']}" if info.get("port") else ""
-    return f"{info.get('dbname', '')}@{host}{port}".lstrip("@")
+    # A password with a raw '@' or '/' in a URL is parsed into the host or database name.
+    return mask_password(f"{info.get('dbname', '')}@{host}{port}".lstrip("@"), url)
 
 
 # How often the server checks, while one of our statements runs, that we are still there.
@@ -59,13 +60,19 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
     except psycopg.ProgrammingError as err:
-        raise ConfigurationError(f"The database URL is not valid: {_without_password(_first_line(err), url)}.") from err
+        raise ConfigurationError(f"The database URL is not valid: {mask_password(_first_line(err), url)}.") from err
     except psycopg.OperationalError as err:
-        reason = _without_password(_first_line(err), url).removeprefix("connection is bad: ")
-        if reason.startswith("invalid "):  # libpq refusing an option's value, not a network failure
+        reason = mask_password(_first_line(err), url).removeprefix("connection is bad: ")
+        if re.search(r"\binvalid \S+ value\b", reason):  # libpq refusing an option's value, not the network
             raise ConfigurationError(f"The database URL is not valid: {reason}.") from err
         raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {reason}.") from err
-    _end_work_when_gone(conn)
+    try:
+        _end_work_when_gone(conn)
+    except psycopg.Error as err:
+        conn.close()
+        if isinstance(err, psycopg.OperationalError):
+            raise DatabaseUnreachable(f"Lost the database {describe_url(url)}: {mask_password(_first_line(err), url)}.") from err
+        raise
     return conn
 
 
@@ -88,16 +95,49 @@ def _end_work_when_gone(conn: psycopg.Connection) -> None:
         conn.commit()
 
 
-def _without_password(message: str, url: str) -> str:
-    """The driver's message with the URL's password masked: libpq quotes the URL, or the part
-    it could not parse, when it refuses one."""
-    found = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:([^/?#]*)@", url)
-    secrets = [found.group(1)] if found else []
-    secrets += re.findall(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", url)
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        message = message.replace(secret, "***")
-        message = message.replace(urllib.parse.unquote(secret), "***")
-    return message
+def mask_password(text: str, url: str) -> str:
+    """`text` with every form of the password in `url` (a libpq URL or conninfo) replaced by
+    ***. libpq quotes the URL, or the part it could not parse, when it refuses one; and a
+    password that is not what the user meant to write (a raw '@', '/', '?' or '#' in a URL, an
+    unquoted space in a conninfo) is split into other fields, so each piece is masked too."""
+    secrets: set[str] = set()
+    try:
+        secrets.add(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
+    except psycopg.ProgrammingError:
+        pass
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url)
+    if scheme:
+        # user:password@host: everything from the first ':' of the user part to the last '@'.
+        rest = url[scheme.end():]
+        colon, at = rest.find(":"), rest.rfind("@")
+        if 0 <= colon < at and "/" not in rest[:colon]:
+            secrets.add(rest[colon + 1:at])
+    for value in re.findall(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^&]*?)(?=\s+\w+\s*=|&|$)", url):
+        secrets.add(value)
+        secrets.add(value.strip("'"))
+    pieces: set[str] = set()
+    for secret in list(secrets):
+        secrets.add(urllib.parse.unquote(secret))
+        pieces.update(re.split(r"[@/?#\s]+", secret))
+    # Masked where it stands alone, or a short one would mask letters and digits all over the
+    # message (the "p" of postgresql, the "1" of 127.0.0.1); a long one wherever it appears.
+    for secret in sorted((x for x in secrets | pieces if x), key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+    return text
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """The URL as a conninfo string without its password, and the password: a password given
+    to a program in its environment (PGPASSWORD) stays out of the process list. An unparsable
+    URL is returned as it is."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return url, None
+    password = info.pop("password", None)
+    return psycopg.conninfo.make_conninfo(**info), password
 
 
 def _first_line(err: Exception) -> str:

@@ -7,9 +7,10 @@ import shutil
 
 import click
 
+from strata.connection import without_password
 from strata.context import Context, pass_context
 from strata.embedded import EmbeddedCluster
-from strata.errors import ConfigurationError
+from strata.errors import ConfigurationError, DatabaseUnreachable
 from strata.output import emit_json, notice, option_json, say, table
 
 
@@ -89,13 +90,31 @@ def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
         raise ConfigurationError("psql is not installed; install postgresql-client.")
     # Connecting first gives an unreachable database our one-sentence error, and tells a
     # superuser (the embedded cluster's postgres) that tenant isolation does not apply to it.
-    with ctx.connect() as conn:
-        role, bypasses = conn.execute("SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles"
-                                      " WHERE rolname = current_user").fetchone()
-    if bypasses:
-        notice(f"Connected as {role}, which bypasses row-level security and sees every tenant; "
-               "SET ROLE strata_app to see what the application sees.")
-    os.execv(binary, [binary, ctx.url, *psql_args])
+    # Only a check: when psql is told where to connect, or the server wants a password the URL
+    # does not give (psql asks for it), psql goes ahead on its own.
+    if not any(arg.startswith(PSQL_CONNECTION_OPTIONS) for arg in psql_args):
+        try:
+            with ctx.connect() as conn:
+                role, bypasses = conn.execute("SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles"
+                                              " WHERE rolname = current_user").fetchone()
+            if bypasses:
+                notice(f"Connected as {role}, which bypasses row-level security and sees every tenant; "
+                       "SET ROLE strata_app to see what the application sees.")
+        except DatabaseUnreachable as err:
+            if not _wants_credentials(err.__cause__):
+                raise
+    conninfo, password = without_password(ctx.url)
+    env = dict(os.environ, PGPASSWORD=password) if password else os.environ
+    os.execve(binary, [binary, conninfo, *psql_args], env)  # the password stays out of the process list
+
+
+PSQL_CONNECTION_OPTIONS = ("-h", "-p", "-U", "-d", "--host", "--port", "--username", "--dbname")
+
+
+def _wants_credentials(err: BaseException | None) -> bool:
+    """Whether a failed connection was refused for its credentials, which psql can ask for."""
+    state = getattr(err, "sqlstate", None) or ""
+    return state.startswith("28") or "password" in str(err).lower()
 
 
 COMMANDS = [db]

@@ -17,7 +17,7 @@ def _summary(row: dict) -> str:
     kind = row["kind"]
     if kind == "table":
         flags = ("RLS forced" if d["rls_forced"] else "RLS on" if d["rls_enabled"] else "no RLS")
-        rows = "rows unknown until ANALYZE" if d["estimated_rows"] is None else f"~{d['estimated_rows']} rows"
+        rows = "no row estimate yet" if d["estimated_rows"] is None else f"~{d['estimated_rows']} rows"
         return f"{flags}, {rows}"
     if kind in ("view", "materialized view"):
         return "security_invoker" if d["security_invoker"] else "runs as owner"
