@@ -213,9 +213,10 @@ def pg_dump_schema(url: str) -> str:
     """The database's schema as `pg_dump --schema-only` prints it, without Strata's bookkeeping
     and without the random `\\restrict` key that pg_dump 15.14+ writes on every run, so two
     dumps of the same catalog compare equal."""
+    conninfo, password = without_password(url)
     out = subprocess.run(
-        [str(find_bindir() / "pg_dump"), "--schema-only", "--exclude-schema=strata_meta", "-d", url],
-        capture_output=True, text=True, check=True,
+        [str(find_bindir() / "pg_dump"), "--schema-only", "--exclude-schema=strata_meta", "-d", conninfo],
+        capture_output=True, text=True, check=True, env=dict(os.environ, PGPASSWORD=password) if password else None,
     )
     return "".join(
         line for line in out.stdout.splitlines(keepends=True)
