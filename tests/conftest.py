@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from strata.connection import mask_password, without_password
+from strata.connection import for_libpq_program, mask_password
 from strata.embedded import EmbeddedCluster, find_bindir
 from strata.migrator import Migrator
 from strata.project import Project, find_project
@@ -203,8 +203,7 @@ def masked_command(command: list[str]) -> list[str]:
 def run_psql(url: str, script: str, *args: str) -> subprocess.CompletedProcess:
     """psql on `url` reading `script` from stdin as a person pasting it would (each statement
     committed on its own), with the password in the environment, not on the command line."""
-    conninfo, password = without_password(url)
-    env = dict(os.environ, PGPASSWORD=password) if password else None
+    conninfo, env = for_libpq_program(url)
     return subprocess.run([str(find_bindir() / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *args, "-d", conninfo],
                           input=script, capture_output=True, text=True, timeout=60, env=env)
 
@@ -213,10 +212,10 @@ def pg_dump_schema(url: str) -> str:
     """The database's schema as `pg_dump --schema-only` prints it, without Strata's bookkeeping
     and without the random `\\restrict` key that pg_dump 15.14+ writes on every run, so two
     dumps of the same catalog compare equal."""
-    conninfo, password = without_password(url)
+    conninfo, env = for_libpq_program(url)
     out = subprocess.run(
         [str(find_bindir() / "pg_dump"), "--schema-only", "--exclude-schema=strata_meta", "-d", conninfo],
-        capture_output=True, text=True, check=True, env=dict(os.environ, PGPASSWORD=password) if password else None,
+        capture_output=True, text=True, check=True, env=env,
     )
     return "".join(
         line for line in out.stdout.splitlines(keepends=True)

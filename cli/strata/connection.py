@@ -128,16 +128,17 @@ def mask_password(text: str, url: str) -> str:
     return text
 
 
-def without_password(url: str) -> tuple[str, str | None]:
-    """The URL as a conninfo string without its password, and the password: a password given
-    to a program in its environment (PGPASSWORD) stays out of the process list. An unparsable
-    URL is returned as it is."""
+def for_libpq_program(url: str) -> tuple[str, dict[str, str]]:
+    """What to hand psql, pg_dump or pgbench: the URL as a conninfo string without its
+    password, and an environment that carries the password (PGPASSWORD), so it stays out of
+    the process list. An unparsable URL is handed over as it is, for the program to refuse."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        return url, None
+        return url, dict(os.environ)
     password = info.pop("password", None)
-    return psycopg.conninfo.make_conninfo(**info), password
+    env = dict(os.environ, PGPASSWORD=password) if password else dict(os.environ)
+    return psycopg.conninfo.make_conninfo(**info), env
 
 
 def _first_line(err: Exception) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from strata.connection import connect, without_password
+from strata.connection import connect, for_libpq_program
 from strata.errors import CheckFailed, ConfigurationError
 from strata.project import Project
 
@@ -166,10 +166,9 @@ class Bench:
                 path.write_text(text)
                 paths[str(path)] = name
                 args += ["-f", str(path)]
-            conninfo, password = without_password(self.url)  # kept out of the process list
+            conninfo, env = for_libpq_program(self.url)  # the password out of the process list
             args.append(conninfo)
-            done = subprocess.run(args, capture_output=True, text=True,
-                                  env=dict(os.environ, PGPASSWORD=password) if password else None)
+            done = subprocess.run(args, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no output"]
             first_error = next((line for line in lines if "ERROR" in line), lines[-1])

@@ -7,7 +7,7 @@ import shutil
 
 import click
 
-from strata.connection import without_password
+from strata.connection import for_libpq_program
 from strata.context import Context, pass_context
 from strata.embedded import EmbeddedCluster
 from strata.errors import ConfigurationError, DatabaseUnreachable
@@ -103,8 +103,7 @@ def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
         except DatabaseUnreachable as err:
             if not _wants_credentials(err.__cause__):
                 raise
-    conninfo, password = without_password(ctx.url)
-    env = dict(os.environ, PGPASSWORD=password) if password else os.environ
+    conninfo, env = for_libpq_program(ctx.url)
     os.execve(binary, [binary, conninfo, *psql_args], env)  # the password stays out of the process list
 
 
