@@ -134,6 +134,9 @@ def test_unreachable_database_from_environment_exits_3():
     "postgresql://strata:sekrit-pw@127.0.0.1:5432:99/x",
     "postgresql://strata@127.0.0.1:1/x?sslmode=bogus&password=sekrit-pw",
     "host=127.0.0.1 port=abc password='sekrit-pw'",
+    # With a host name, psycopg looks the port up as a service name before libpq sees it.
+    "postgresql://strata:sekrit-pw@localhost/x?port=abc",
+    "postgresql://strata:sekrit-pw@localhost:70000/x",
 ])
 def test_malformed_url_is_a_configuration_error(url):
     result = run_cli("status", url=url)

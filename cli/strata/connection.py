@@ -56,7 +56,22 @@ def describe_url(url: str) -> str:
 DISCONNECT_CHECK_INTERVAL = "2s"
 
 
+def _check_ports(url: str) -> None:
+    """Refuses a port that is not a number before psycopg sees it: psycopg resolves a host name
+    in Python with the port as a service name, and its refusal ("Servname not supported") read
+    as an unreachable database."""
+    try:
+        port = psycopg.conninfo.conninfo_to_dict(url).get("port")
+    except psycopg.ProgrammingError:
+        return  # connect() reports the URL itself
+    for item in str(port or "").split(","):
+        if item.strip() and not (item.strip().isascii() and item.strip().isdigit() and 0 < int(item) < 65536):
+            raise ConfigurationError(
+                mask_password(f'The database URL is not valid: port "{item}" is not a number from 1 to 65535.', url))
+
+
 def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
+    _check_ports(url)
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
     except psycopg.ProgrammingError as err:
