@@ -410,6 +410,8 @@ CREATE FUNCTION core.release_stock(p_order bigint, p_shipped boolean)
 AS $$
 -- An order's reservation ends: on cancellation the stock becomes available again; on
 -- shipping it also leaves the shelf. Products are locked in pk order, like reserve_stock.
+-- An order has at most one line per product (tb_order_item_product_key), so each product
+-- joins one line and nothing needs summing.
 DECLARE
     v_tenant uuid := core.current_tenant_id();
 BEGIN
@@ -419,13 +421,11 @@ BEGIN
      ORDER BY p.pk_product
        FOR UPDATE;
     UPDATE orders.tb_product AS p
-       SET stock_reserved = p.stock_reserved - q.quantity,
-           stock_on_hand = p.stock_on_hand - CASE WHEN p_shipped THEN q.quantity ELSE 0 END
-      FROM (SELECT it.fk_product, pg_catalog.sum(it.quantity)::integer AS quantity
-              FROM orders.tb_order_item AS it
-             WHERE it.tenant_id = v_tenant AND it.fk_order = p_order
-             GROUP BY it.fk_product) AS q
-     WHERE p.tenant_id = v_tenant AND p.pk_product = q.fk_product;
+       SET stock_reserved = p.stock_reserved - it.quantity,
+           stock_on_hand = p.stock_on_hand - CASE WHEN p_shipped THEN it.quantity ELSE 0 END
+      FROM orders.tb_order_item AS it
+     WHERE it.tenant_id = v_tenant AND it.fk_order = p_order
+       AND p.tenant_id = v_tenant AND p.pk_product = it.fk_product;
 END
 $$;
 COMMENT ON FUNCTION core.release_stock(bigint, boolean) IS 'Ends an order''s stock reservation: released on cancellation, also taken off hand when shipped.';
