@@ -64,10 +64,10 @@ def _check_ports(url: str) -> None:
         port = psycopg.conninfo.conninfo_to_dict(url).get("port")
     except psycopg.ProgrammingError:
         return  # connect() reports the URL itself
-    for item in str(port or "").split(","):
-        if item.strip() and not (item.strip().isascii() and item.strip().isdigit() and 0 < int(item) < 65536):
+    for value in (item.strip() for item in str(port or "").split(",")):
+        if value and not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
             raise ConfigurationError(
-                mask_password(f'The database URL is not valid: port "{item}" is not a number from 1 to 65535.', url))
+                mask_password(f'The database URL is not valid: port "{value}" is not a number from 1 to 65535.', url))
 
 
 def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
