@@ -31,6 +31,11 @@ def scans_of(plan: dict, table: str) -> list[dict]:
     return [n for n in nodes(plan) if n.get("Relation Name") == table]
 
 
+def reads_one_product_by_key(scan: dict) -> bool:
+    """A scan of tb_product that looks up one product by pk_product, not a range of the catalog."""
+    return "pk_product = " in scan.get("Index Cond", "") and scan["Actual Rows"] <= 1
+
+
 def indexes_used(plan: dict, table: str) -> set[str | None]:
     """The indexes that scans of `table` go through (None for a scan without one)."""
     used = set()
@@ -71,7 +76,7 @@ def check_read_model(databases, orders: int) -> None:
                 assert all("Index" in n["Node Type"] for n in scans_of(lookup, table)), (view, table, lookup)
             # Each line's product by its key, never an index scan over the tenant's catalog.
             for scan in scans_of(lookup, "tb_product"):
-                assert "pk_product = " in scan.get("Index Cond", "") and scan["Actual Rows"] <= 1, (view, lookup)
+                assert reads_one_product_by_key(scan), (view, lookup)
         assert conn.execute("SELECT data ->> 'orderNumber' FROM app.v_order_details WHERE identifier = %s",
                             (identifier,)).fetchone()[0] == identifier
 
@@ -85,7 +90,7 @@ def check_read_model(databases, orders: int) -> None:
         assert indexes_used(history, "tb_order") == {"tb_order_customer_idx"}, history
         assert indexes_used(history, "tb_order_item") <= {"tb_order_item_line_key", "tb_order_item_product_key"}, history
         for scan in scans_of(history, "tb_product"):
-            assert "pk_product = " in scan.get("Index Cond", "") and scan["Actual Rows"] <= 1, history
+            assert reads_one_product_by_key(scan), history
         assert conn.execute("SELECT jsonb_array_length(data #> '{orders,0,items}') > 0 FROM app.v_customer_orders"
                             " WHERE identifier = 'CUS-000042'").fetchone()[0]
 
@@ -118,8 +123,7 @@ def test_an_order_document_finds_its_products_by_key_in_a_large_catalog(database
             conn.execute(f"SET plan_cache_mode = {mode}")
             plan = explain(conn, sql.SQL("EXECUTE details({})").format(sql.Literal(order)).as_string(conn))
             products = scans_of(plan, "tb_product")
-            assert products and all("pk_product = " in n.get("Index Cond", "") and n["Actual Rows"] <= 1
-                                    for n in products), (mode, plan)
+            assert products and all(reads_one_product_by_key(n) for n in products), (mode, plan)
 
 
 def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(databases):

@@ -785,7 +785,8 @@ def select_1_seconds(conn: psycopg.Connection, n: int) -> float:
 def _added_round_trip(through: psycopg.Connection, direct: psycopg.Connection) -> float:
     """What a link adds to a round trip: the median over 9 pairs of batches of 50 SELECT 1,
     through it and directly, one right after the other, so both see the machine alike."""
-    select_1_seconds(through, 10), select_1_seconds(direct, 10)
+    select_1_seconds(through, 10)  # warm both up
+    select_1_seconds(direct, 10)
     return statistics.median(select_1_seconds(through, 50) - select_1_seconds(direct, 50) for _ in range(9))
 
 
