@@ -621,9 +621,10 @@ CREATE FUNCTION core.update_order_status(p_order text, p_status text, p_version 
     VOLATILE
     LANGUAGE plpgsql
 AS $$
--- The state machine: pending -> paid -> shipped -> delivered, cancelled from pending or paid.
--- Paying needs a payment (process_payment) and cancelling a reason (cancel_order, which this
--- calls with a default reason); every other move is conflict:invalid_transition.
+-- The state machine: pending -> paid -> shipped -> delivered, cancelled from pending or paid;
+-- every other move is conflict:invalid_transition (SPEC §3.5). Paying needs a payment
+-- (process_payment), so pending -> paid is refused here with a pointer to it; cancelling is
+-- cancel_order's work, with its permission and a default reason.
 DECLARE
     v_order  orders.tb_order;
     v_before jsonb;
@@ -636,14 +637,15 @@ BEGIN
         END IF;
         RETURN core.not_found('order', p_order);
     END IF;
-    IF p_status = 'cancelled' THEN
-        IF v_order.status <> 'cancelled' AND p_version <> v_order.version THEN
-            RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
-        END IF;
-        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
+    IF p_status = 'cancelled' AND NOT core.has_permission('orders.cancel') THEN
+        RETURN core.forbidden('orders.cancel', 'order');
     END IF;
-    IF NOT core.has_permission('orders.fulfil') THEN
+    IF p_status <> 'cancelled' AND NOT core.has_permission('orders.fulfil') THEN
         RETURN core.forbidden('orders.fulfil', 'order');
+    END IF;
+    -- Asking for cancelled once more is noop:already_cancelled whatever the version, as in cancel_order.
+    IF p_status = 'cancelled' AND v_order.status = 'cancelled' THEN
+        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
     END IF;
     IF p_version <> v_order.version THEN
         RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
@@ -652,11 +654,14 @@ BEGIN
         RETURN core.result_noop('no_changes', 'order', v_order.id, v_order.identifier, v_order.version, core.order_data(v_order.id),
                                 pg_catalog.format('%s is already %s.', v_order.identifier, v_order.status));
     END IF;
-    IF NOT (v_order.status, p_status) IN (('paid', 'shipped'), ('shipped', 'delivered')) THEN
+    IF NOT (v_order.status, p_status) IN (('paid', 'shipped'), ('shipped', 'delivered'), ('pending', 'cancelled'), ('paid', 'cancelled')) THEN
         RETURN core.result_refused('conflict:invalid_transition',
                                    pg_catalog.format('%s cannot go from %s to %s%s.', v_order.identifier, v_order.status, p_status,
                                        CASE WHEN p_status = 'paid' THEN ' without a payment (use process_payment)' ELSE '' END),
                                    'order', NULL, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    IF p_status = 'cancelled' THEN
+        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
     END IF;
     v_before := core.order_data(v_order.id);
     IF p_status = 'shipped' THEN
@@ -676,7 +681,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION core.update_order_status(text, text, integer) IS
-    'Moves an order through its state machine (paid -> shipped -> delivered, or cancelled); anything else is conflict:invalid_transition.';
+    'Moves an order through its state machine (paid -> shipped -> delivered; cancelled from pending or paid, through cancel_order); anything else is conflict:invalid_transition.';
 
 CREATE FUNCTION core.refresh_revenue()
     RETURNS integer

@@ -393,7 +393,7 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 COMMENT ON FUNCTION app.update_order_status(jsonb) IS
-    'Changes the status of an order: {"order", "status", "version"}. updated, noop:no_changes, noop:already_cancelled, not_found:order, conflict:invalid_transition, conflict:already_shipped, conflict:stale_version, forbidden:orders.fulfil, validation:*.';
+    'Changes the status of an order: {"order", "status", "version"}. updated, noop:no_changes, noop:already_cancelled, not_found:order, conflict:invalid_transition (shipped or delivered to cancelled too), conflict:stale_version, forbidden:orders.fulfil, forbidden:orders.cancel (to cancelled), validation:*.';
 
 GRANT EXECUTE ON FUNCTION app.create_customer(jsonb), app.create_product(jsonb), app.restock_product(jsonb), app.create_order(jsonb), app.add_order_item(jsonb), app.process_payment(jsonb), app.cancel_order(jsonb), app.update_order_status(jsonb)
     TO strata_app;

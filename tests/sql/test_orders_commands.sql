@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(114);
+SELECT plan(129);
 
 DO $$
 BEGIN
@@ -116,8 +116,10 @@ SELECT results_eq($$SELECT status, version FROM app.update_order_status('{"order
                   $$VALUES ('updated', 4)$$, 'update_order_status: paid -> shipped');
 SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'shipping takes the stock off the shelf and ends the reservation');
 SELECT is((app.cancel_order('{"order": "ORD-000001", "reason": "changed my mind"}')).status, 'conflict:already_shipped', 'cancel_order: shipped orders cannot be cancelled');
-SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "cancelled", "version": 4}')).status, 'conflict:already_shipped', 'update_order_status: shipped cannot be cancelled');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "cancelled", "version": 4}')).status, 'conflict:invalid_transition', 'update_order_status: shipped cannot go to cancelled');
 SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "delivered", "version": 4}')).status, 'updated', 'update_order_status: shipped -> delivered');
+SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "cancelled", "version": 5}')).status, 'conflict:invalid_transition', 'update_order_status: delivered cannot go to cancelled');
+SELECT is((app.update_order_status('{"order": "ORD-000404", "status": "shipped", "version": 1}')).status, 'not_found:order', 'update_order_status: unknown order');
 SELECT is((app.update_order_status('{"order": "ORD-000001", "status": "pending", "version": 5}')).status, 'conflict:invalid_transition', 'update_order_status: never backwards');
 
 -- cancel_order: pending (release) and paid (refund)
@@ -128,6 +130,7 @@ SELECT is((app.update_order_status('{"order": "ORD-000002", "status": "paid", "v
 SELECT is(pg_temp.stock('GADGET'), '99/2/97', 'the second order reserves two gadgets');
 SELECT is((app.cancel_order('{"order": "ORD-000002", "reason": "duplicate", "version": 9}')).status, 'conflict:stale_version', 'cancel_order: stale version');
 SELECT is((app.cancel_order('{"order": "ORD-000002"}')).status, 'validation:required', 'cancel_order: reason required');
+SELECT is((app.cancel_order('{"order": "ORD-000404", "reason": "duplicate"}')).status, 'not_found:order', 'cancel_order: unknown order');
 SELECT results_eq($$SELECT status, object_data ->> 'cancelReason', object_data ->> 'refundAmount', updated_fields FROM app.cancel_order('{"order": "ORD-000002", "reason": "duplicate", "version": 1}')$$,
                   $$VALUES ('updated', 'duplicate', NULL, '{cancelReason,cancelledAt,status}'::text[])$$, 'cancel_order: a pending order is cancelled with its reason, nothing to refund');
 SELECT is(pg_temp.stock('GADGET'), '99/0/99', 'cancel_order: the reservation is released');
@@ -147,6 +150,8 @@ SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "F
 SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'a viewer takes the context');
 SELECT is((app.create_customer('{"name": "V", "email": "v@buyers.test"}')).status, 'forbidden:customers.create', 'viewers cannot create customers');
 SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "FREE", "quantity": 1}]}')).status, 'forbidden:orders.create', 'viewers cannot order');
+SELECT is((app.add_order_item('{"order": "ORD-000004", "product": "FREE", "quantity": 1, "version": 1}')).status, 'forbidden:orders.create', 'viewers cannot add items');
+SELECT is((app.update_order_status('{"order": "ORD-000004", "status": "cancelled", "version": 1}')).status, 'forbidden:orders.cancel', 'viewers cannot cancel through a status change');
 SELECT is((app.process_payment('{"order": "ORD-000004", "amount": 0.01, "method": "card", "version": 1}')).status, 'forbidden:orders.pay', 'viewers cannot pay');
 SELECT is((app.cancel_order('{"order": "ORD-000004", "reason": "x"}')).status, 'forbidden:orders.cancel', 'viewers cannot cancel');
 SELECT is((app.update_order_status('{"order": "ORD-000004", "status": "shipped", "version": 1}')).status, 'forbidden:orders.fulfil', 'viewers cannot ship');
@@ -197,10 +202,29 @@ SELECT is((core.lock_order('ORD-000001')).identifier, 'ORD-RENAMED', 'lock_order
 SELECT is((core.lock_order('ORD-999999')).pk_order, NULL, 'lock_order: unknown is NULL');
 
 -- The paid free order cancels with nothing to refund, as the member who sold it.
+SET LOCAL ROLE strata_test_app;
 SELECT lives_ok($$SELECT app.set_context('shop', 'clerk@shop.test')$$, 'the member, to cancel');
 SELECT results_eq($$SELECT status, extra_metadata ->> 'refundAmount', object_data ->> 'refundAmount', updated_fields, message
                       FROM app.cancel_order('{"order": "ORD-000004", "reason": "changed mind", "version": 2}')$$,
                   $$VALUES ('updated', '0', NULL, '{cancelReason,cancelledAt,status}'::text[], 'Order cancelled.')$$,
                   'cancel_order: a paid free order is cancelled with no refund');
+
+-- update_order_status to cancelled is cancel_order with a default reason: from pending it
+-- releases the stock, from paid it refunds too; asking again is noop:already_cancelled.
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "WIDGET-1", "quantity": 1}]}')).identifier, 'ORD-000005', 'a pending order');
+SELECT is(pg_temp.stock('WIDGET-1'), '7/1/6', 'it reserves a widget');
+SELECT is((app.update_order_status('{"order": "ORD-000005", "status": "cancelled", "version": 2}')).status, 'conflict:stale_version', 'update_order_status: cancelling checks the version');
+SELECT results_eq($$SELECT status, version, object_data ->> 'status', object_data ->> 'cancelReason', updated_fields
+                      FROM app.update_order_status('{"order": "ORD-000005", "status": "cancelled", "version": 1}')$$,
+                  $$VALUES ('updated', 2, 'cancelled', 'Cancelled by status change', '{cancelReason,cancelledAt,status}'::text[])$$,
+                  'update_order_status: pending -> cancelled, with the default reason');
+SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'update_order_status: cancelling released the reservation');
+SELECT is((app.update_order_status('{"order": "ORD-000005", "status": "cancelled", "version": 1}')).status, 'noop:already_cancelled', 'update_order_status: already cancelled, whatever the version');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "WIDGET-1", "quantity": 1}]}')).identifier, 'ORD-000006', 'another order');
+SELECT is((app.process_payment('{"order": "ORD-000006", "amount": 10.50, "method": "card", "version": 1}')).status, 'updated', 'it is paid');
+SELECT results_eq($$SELECT status, (extra_metadata ->> 'refundAmount')::numeric, object_data #>> '{payments,0,status}'
+                      FROM app.update_order_status('{"order": "ORD-000006", "status": "cancelled", "version": 2}')$$,
+                  $$VALUES ('updated', 10.50, 'refunded')$$, 'update_order_status: paid -> cancelled refunds the payment');
+SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'and releases the reservation');
 SELECT * FROM finish();
 ROLLBACK;
