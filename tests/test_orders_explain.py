@@ -2,12 +2,12 @@
 (so RLS adds the tenant predicate): with orders of ten tenants bulk-seeded into a database of
 its own, one tenant's page of 50 summaries and a lookup by identifier are index scans that
 read only what they return, and the inventory page and a customer's history stay on indexes
-too. 100,000 orders by default; the full 1,000,000 with STRATA_SLOW_TESTS=1 (about 2.5 min)."""
+too. 1,000,000 orders, as issue 5 asks: about a minute on the development VM, most of it the
+bulk seed; `-m "not slow"` leaves it out of a quick run."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -171,11 +171,6 @@ def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(database
         assert abs(lines[0]["Actual Rows"] * open_orders - open_lines) <= open_orders / 2, plan
 
 
-def test_read_model_uses_indexes_with_100k_orders(databases):
-    check_read_model(databases, 100_000)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("STRATA_SLOW_TESTS"), reason="1M orders take about 2.5 minutes: STRATA_SLOW_TESTS=1")
 def test_read_model_uses_indexes_with_1m_orders(databases):
     check_read_model(databases, 1_000_000)
