@@ -6,6 +6,7 @@ carry on where the seed stopped, and the revenue projection matches the orders."
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -162,8 +163,12 @@ def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
     assert paid["status"] == "updated"
     assert violations(url) == []
 
-    # A second bulk run appends after the newest order, in time and in number.
-    more = seed(url, "--tenants", "1", "--orders", "1500", "--mode", "bulk")
+    # A second bulk run appends after the newest order, in time and in number. Its progress bar
+    # goes to stderr, so --json output stays clean.
+    result = run_cli("seed", "--tenants", "1", "--orders", "1500", "--mode", "bulk", "--json", url=url, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"seeding orders \(\w+\) ━+ 1500/1500", result.stderr), result.stderr
+    more = json.loads(result.stdout)
     assert more["tenants"][0]["orders"] == 2700
     assert violations(url) == []
 
