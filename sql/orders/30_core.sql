@@ -637,10 +637,11 @@ BEGIN
         END IF;
         RETURN core.not_found('order', p_order);
     END IF;
-    IF p_status = 'cancelled' AND NOT core.has_permission('orders.cancel') THEN
-        RETURN core.forbidden('orders.cancel', 'order');
-    END IF;
-    IF p_status <> 'cancelled' AND NOT core.has_permission('orders.fulfil') THEN
+    IF p_status = 'cancelled' THEN
+        IF NOT core.has_permission('orders.cancel') THEN
+            RETURN core.forbidden('orders.cancel', 'order');
+        END IF;
+    ELSIF NOT core.has_permission('orders.fulfil') THEN
         RETURN core.forbidden('orders.fulfil', 'order');
     END IF;
     -- Asking for cancelled once more is noop:already_cancelled whatever the version, as in cancel_order.

@@ -354,7 +354,7 @@ CREATE FUNCTION core.contract__update_order_status()
     LANGUAGE sql
 AS $$
     SELECT '{
-        "description": "Moves an order through pending -> paid -> shipped -> delivered (or to cancelled); other moves are refused.",
+        "description": "Ships a paid order, delivers a shipped one, or cancels a pending or paid one (cancelling needs orders.cancel instead); paying is process_payment, and other moves are conflict:invalid_transition.",
         "permission": "orders.fulfil",
         "fields": [
             {"name": "order", "type": "reference", "entity": "order", "required": true},
