@@ -645,24 +645,21 @@ BEGIN
         RETURN core.forbidden('orders.fulfil', 'order');
     END IF;
     -- Asking for cancelled once more is noop:already_cancelled whatever the version, as in cancel_order.
-    IF p_status = 'cancelled' AND v_order.status = 'cancelled' THEN
-        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
-    END IF;
-    IF p_version <> v_order.version THEN
+    IF p_version <> v_order.version AND NOT (p_status = 'cancelled' AND v_order.status = 'cancelled') THEN
         RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
+    END IF;
+    IF p_status = 'cancelled' AND v_order.status IN ('pending', 'paid', 'cancelled') THEN
+        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
     END IF;
     IF p_status = v_order.status THEN
         RETURN core.result_noop('no_changes', 'order', v_order.id, v_order.identifier, v_order.version, core.order_data(v_order.id),
                                 pg_catalog.format('%s is already %s.', v_order.identifier, v_order.status));
     END IF;
-    IF NOT (v_order.status, p_status) IN (('paid', 'shipped'), ('shipped', 'delivered'), ('pending', 'cancelled'), ('paid', 'cancelled')) THEN
+    IF NOT (v_order.status, p_status) IN (('paid', 'shipped'), ('shipped', 'delivered')) THEN
         RETURN core.result_refused('conflict:invalid_transition',
                                    pg_catalog.format('%s cannot go from %s to %s%s.', v_order.identifier, v_order.status, p_status,
                                        CASE WHEN p_status = 'paid' THEN ' without a payment (use process_payment)' ELSE '' END),
                                    'order', NULL, v_order.id, v_order.identifier, v_order.version);
-    END IF;
-    IF p_status = 'cancelled' THEN
-        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
     END IF;
     v_before := core.order_data(v_order.id);
     IF p_status = 'shipped' THEN

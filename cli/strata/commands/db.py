@@ -79,6 +79,10 @@ def url(ctx: Context) -> None:
     say(cluster.url())
 
 
+# psql options that say where to connect: then psql, not the URL, decides.
+PSQL_CONNECTION_OPTIONS = ("-h", "-p", "-U", "-d", "--host", "--port", "--username", "--dbname")
+
+
 @db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
@@ -105,9 +109,6 @@ def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
                 raise
     conninfo, env = for_libpq_program(ctx.url)
     os.execve(binary, [binary, conninfo, *psql_args], env)  # the password stays out of the process list
-
-
-PSQL_CONNECTION_OPTIONS = ("-h", "-p", "-U", "-d", "--host", "--port", "--username", "--dbname")
 
 
 def _wants_credentials(err: BaseException | None) -> bool:
