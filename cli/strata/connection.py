@@ -66,8 +66,12 @@ def _check_ports(url: str) -> None:
         return  # connect() reports the URL itself
     for value in (item.strip() for item in str(port or "").split(",")):
         if value and not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
-            raise ConfigurationError(
-                mask_password(f'The database URL is not valid: port "{value}" is not a number from 1 to 65535.', url))
+            raise _invalid_url(mask_password(f'port "{value}" is not a number from 1 to 65535', url))
+
+
+def _invalid_url(reason: str) -> ConfigurationError:
+    """The error for a URL that cannot be used as written; `reason` is already masked."""
+    return ConfigurationError(f"The database URL is not valid: {reason}.")
 
 
 def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
@@ -75,11 +79,11 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **kwargs)
     except psycopg.ProgrammingError as err:
-        raise ConfigurationError(f"The database URL is not valid: {mask_password(_first_line(err), url)}.") from err
+        raise _invalid_url(mask_password(_first_line(err), url)) from err
     except psycopg.OperationalError as err:
         reason = mask_password(_first_line(err), url).removeprefix("connection is bad: ")
         if re.search(r"\binvalid \S+ value\b", reason):  # libpq refusing an option's value, not the network
-            raise ConfigurationError(f"The database URL is not valid: {reason}.") from err
+            raise _invalid_url(reason) from err
         raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {reason}.") from err
     try:
         _end_work_when_gone(conn)
