@@ -82,9 +82,11 @@ def seed(ctx: Context, tenants: int, orders: int, mode: str, with_ledger: bool, 
 def try_hint(slug: str, admin: str) -> str:
     """SQL to paste into psql, one statement at a time as psql runs them: the application's
     role (a superuser, as `strata db psql` is, bypasses row-level security) and a context for
-    the session (the two-argument form lasts one transaction, and psql commits each line)."""
+    the session (the two-argument form lasts one transaction, and psql commits each line).
+    The app path makes a batch of orders in one transaction, so they share created_at; the
+    identifier, numbered in creation order, breaks the tie."""
     return (f"SET ROLE strata_app; SELECT app.set_context('{slug}', '{admin}', false); "
-            "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC LIMIT 5;")
+            "SELECT data FROM app.v_orders_summary ORDER BY created_at DESC, identifier DESC LIMIT 5;")
 
 
 COMMANDS = [seed]
