@@ -93,6 +93,35 @@ def app_call(url: str, slug: str, function: str, payload: dict) -> dict:
             f"SELECT * FROM app.{function}(%s)", (json.dumps(payload),)).fetchone()
 
 
+def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passes(databases):
+    # The data `make demo` makes (seed's defaults). Its tenants already hold ORD-000001 and
+    # CUS-000001, which the pgTAP files create again in tenants of their own; README: `strata
+    # test` checks a database you point it at, and leaves it as it was.
+    url = databases.create("demo_data")
+    seeded = run_cli("seed", url=url, timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+
+    # The hint, pasted into psql: newest first, although the orders of one seed batch share
+    # their created_at.
+    hint = next(line for line in seeded.stdout.splitlines() if line.startswith("Try, in strata db psql: "))
+    pasted = run_psql(url, "\n".join(f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()))
+    assert pasted.returncode == 0, pasted.stderr
+    page = [json.loads(line)["orderNumber"] for line in pasted.stdout.splitlines() if line.startswith("{")]
+    assert page == [f"ORD-{n:06d}" for n in range(100, 95, -1)], pasted.stdout
+
+    def state() -> tuple:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT (SELECT count(*) FROM tenancy.tb_organization), (SELECT count(*) FROM orders.tb_order),"
+                                " (SELECT count(*) FROM audit.events), (SELECT max(pk_event) FROM audit.events)").fetchone()
+
+    before = state()
+    result = run_cli("test", "--json", url=url, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = json.loads(result.stdout)
+    assert len(files) >= 10 and [f["file"] for f in files if not f["ok"]] == [], files
+    assert state() == before
+
+
 def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     url = databases.create("seed_app")
     report = seed(url, "--tenants", "2", "--orders", "60", "--if-empty")
