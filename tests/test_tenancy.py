@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 
 import psycopg
 import pytest
@@ -141,13 +142,15 @@ def test_lookups_by_id_or_identifier_are_index_scans(databases):
 
 def test_the_readmes_tenant_context_example_runs_in_psql_and_sees_one_tenant(databases):
     """The first SQL block under 'Tenant context', pasted into psql as a superuser (as
-    `strata db psql` connects), with acme and another tenant in the database."""
+    `strata db psql` connects), after the README's command that makes acme, with another
+    tenant in the database."""
     url = databases.create("readme_context")
-    for name, slug, admin in (("Acme", "acme", "ada@acme.test"), ("Other", "other", "eve@other.test")):
-        made = run_cli("tenant", "create", name, "--slug", slug, "--admin", admin, url=url)
-        assert made.returncode == 0, made.stderr
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### Tenant context", 1)[1]
+    make_acme = re.search(r"`strata (tenant create [^`]*)`", section).group(1)
+    for args in (shlex.split(make_acme), ["tenant", "create", "Other", "--slug", "other", "--admin", "eve@other.test"]):
+        made = run_cli(*args, url=url)
+        assert made.returncode == 0, made.stderr
     example = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
     pasted = run_psql(url, example)
     assert pasted.returncode == 0, pasted.stderr
