@@ -124,6 +124,31 @@ def test_unreachable_database_from_environment_exits_3():
     assert len(result.stderr.splitlines()) == 1 and "Cannot reach the database" in result.stderr
 
 
+@pytest.mark.parametrize("refusal", ["wrong password", "no such database", "no such role"])
+def test_a_login_the_server_refuses_is_a_configuration_error_in_its_words(db_url, refusal):
+    # The server answers, so "unreachable" (exit 3, which a script may retry) would be wrong.
+    info = psycopg.conninfo.conninfo_to_dict(db_url)
+    if info.get("host", "").startswith("/"):
+        pytest.skip("the test server is reached through a socket, where it may trust every login")
+    changed = {"wrong password": {"password": "wrong-sekrit-pw"}, "no such database": {"dbname": "strata_no_such_db"},
+               "no such role": {"user": "strata_no_such_role", "password": "wrong-sekrit-pw"}}[refusal]
+    url = psycopg.conninfo.make_conninfo(db_url, **changed)
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+        pytest.skip("the test server let this login in (trust authentication)")
+    except psycopg.OperationalError:
+        pass
+    result = run_cli("status", url=url)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: The database "), result.stderr
+    said = {"wrong password": 'password authentication failed for user "',
+            "no such database": 'database "strata_no_such_db" does not exist',
+            "no such role": 'password authentication failed for user "strata_no_such_role"'}[refusal]
+    assert f" refused the login: {said}" in lines[0], lines[0]
+    assert "wrong-sekrit-pw" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("url", [
     "this is not a url",
     "postgresql://strata@127.0.0.1:1/x?no_such_option=1",

@@ -74,6 +74,13 @@ def _invalid_url(reason: str) -> ConfigurationError:
     return ConfigurationError(f"The database URL is not valid: {reason}.")
 
 
+# A server that answers but turns the login away: the URL or the server's rules must change, so
+# it is a configuration error (exit 2), where "unreachable" (exit 3) may pass by itself (a
+# server starting up or full answers too, with FATAL, and stays exit 3).
+_REFUSED_LOGIN = re.compile(r'authentication failed|no password supplied|(?:database|role) "[^"]*" does not exist'
+                            r'|no pg_hba\.conf entry|not permitted to log in|permission denied for database')
+
+
 def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
     _check_ports(url)
     try:
@@ -84,6 +91,10 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
         reason = mask_password(_first_line(err), url).removeprefix("connection is bad: ")
         if re.search(r"\binvalid \S+ value\b", reason):  # libpq refusing an option's value, not the network
             raise _invalid_url(reason) from err
+        if _REFUSED_LOGIN.search(reason):
+            # The server's own words, without libpq's "connection to server at … failed:" before them.
+            said = re.sub(r"^FATAL:\s+", "", reason.rsplit(" failed: ", 1)[-1])
+            raise ConfigurationError(f"The database {describe_url(url)} refused the login: {said}.") from err
         raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {reason}.") from err
     try:
         _end_work_when_gone(conn)
