@@ -9,6 +9,7 @@ import json
 
 from conftest import run_cli
 from strata.bench import SCENARIOS, Metric, load_scenarios, missed_goals
+from strata.commands.bench import format_value
 
 
 def test_scenarios_register_themselves():
@@ -21,6 +22,13 @@ def test_metric_goals():
     assert Metric("r", 0.7, goal=">= 0.75").met is False
     assert Metric("lag", 6.0, "s", "<= 5").met is False
     assert Metric("info", 1.0).met is None and Metric("r", None, goal=">= 1").met is None
+
+
+def test_the_table_prints_counts_whole_and_measures_to_two_places():
+    assert [format_value(m) for m in (Metric("orders", 100000, "orders"), Metric("round trip", 37, "µs"),
+                              Metric("verify", 250000, "events/s"), Metric("ratio", 5.4132, "×"),
+                              Metric("lag", 0.5, "s"), Metric("none", None))] == [
+        "100,000 orders", "37 µs", "250,000 events/s", "5.41 ×", "0.50 s", "n/a"]
 
 
 def test_missed_goals_name_each_scenario_once():

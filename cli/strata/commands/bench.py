@@ -64,7 +64,7 @@ def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | N
     else:
         for name, metrics in results.items():
             table(f"scenario {name}", ["metric", "value", "goal", "", "detail"],
-                  [(m.name, _fmt(m), m.goal, {True: "ok", False: "MISSED", None: ""}[m.met], m.detail) for m in metrics])
+                  [(m.name, format_value(m), m.goal, {True: "ok", False: "MISSED", None: ""}[m.met], m.detail) for m in metrics])
         if not missed:
             say("Every goal met.")
         else:
@@ -75,14 +75,13 @@ def bench(ctx: Context, names: tuple[str, ...], quick: bool, duration: float | N
         raise CheckFailed(f"benchmark goals missed: {'; '.join(missed)}.")
 
 
-def _fmt(m) -> str:
+def format_value(m) -> str:
+    """A metric's value for the table: whole numbers (counts, µs, events/s) as they are, with
+    thousands separators; measures and ratios to two decimal places."""
     if m.value is None:
         return "n/a"
-    if m.unit == "events/s":
-        return f"{m.value:,.0f} {m.unit}"
-    if m.unit == "s":
-        return f"{m.value:.2f} s"
-    return f"{m.value:.2f}{(' ' + m.unit) if m.unit else ''}"
+    number = f"{m.value:,}" if isinstance(m.value, int) else f"{m.value:.2f}"
+    return f"{number} {m.unit}" if m.unit else number
 
 
 COMMANDS = [bench]
