@@ -87,8 +87,10 @@ BEGIN
                     ELSE u.email = pg_catalog.lower(pg_catalog.btrim(set_context.actor)) END;
         PERFORM pg_catalog.set_config('strata.tenant_id', '', true);
     END IF;
+    -- One answer whether the tenant, the user or the membership is missing: worded so that it
+    -- does not imply the tenant exists, and says nothing about which tenants do.
     IF v_actor IS NULL THEN
-        RAISE EXCEPTION 'actor "%" is not an active member of tenant "%"',
+        RAISE EXCEPTION 'no active user "%" in an active tenant "%"',
                         coalesce(set_context.actor, '(null)'), coalesce(set_context.tenant, '(null)')
               USING ERRCODE = 'invalid_authorization_specification',
                     HINT = 'Pass the tenant''s id or slug and an active user''s id or email.';
