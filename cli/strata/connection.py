@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from strata.errors import ConfigurationError, DatabaseUnreachable
+from strata.errors import ConfigurationError, DatabaseUnreachable, LoginRefused
 from strata.project import Project, find_project
 
 URL_ENV_VARS = ("STRATA_DATABASE_URL", "DATABASE_URL")
@@ -76,9 +76,10 @@ def _invalid_url(reason: str) -> ConfigurationError:
 
 # A server that answers but turns the login away: the URL or the server's rules must change, so
 # it is a configuration error (exit 2), where "unreachable" (exit 3) may pass by itself (a
-# server starting up or full answers too, with FATAL, and stays exit 3).
+# server starting up or full answers too, with FATAL, and stays exit 3). libpq's "no password
+# supplied" is one: the server asked for a password the URL does not give.
 _REFUSED_LOGIN = re.compile(r'authentication failed|no password supplied|(?:database|role) "[^"]*" does not exist'
-                            r'|no pg_hba\.conf entry|not permitted to log in|permission denied for database')
+                            r'|pg_hba\.conf|not permitted to log in|permission denied for database')
 
 
 def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connection:
@@ -94,7 +95,7 @@ def connect(url: str, *, autocommit: bool = True, **kwargs) -> psycopg.Connectio
         if _REFUSED_LOGIN.search(reason):
             # The server's own words, without libpq's "connection to server at … failed:" before them.
             said = re.sub(r"^FATAL:\s+", "", reason.rsplit(" failed: ", 1)[-1])
-            raise ConfigurationError(f"The database {describe_url(url)} refused the login: {said}.") from err
+            raise LoginRefused(f"The server refused the login to {describe_url(url)}: {said}.") from err
         raise DatabaseUnreachable(f"Cannot reach the database {describe_url(url)}: {reason}.") from err
     try:
         _end_work_when_gone(conn)

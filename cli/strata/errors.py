@@ -23,6 +23,11 @@ class ConfigurationError(StrataError):
     exit_code = EXIT_USAGE
 
 
+class LoginRefused(ConfigurationError):
+    """The server answered but turned the login away (wrong password, no such database or role,
+    pg_hba.conf): the URL or the server's rules must change, so retrying will not help."""
+
+
 class DatabaseUnreachable(StrataError):
     """The database could not be reached at all."""
 

@@ -10,7 +10,7 @@ import click
 from strata.connection import for_libpq_program
 from strata.context import Context, pass_context
 from strata.embedded import EmbeddedCluster
-from strata.errors import ConfigurationError, DatabaseUnreachable
+from strata.errors import ConfigurationError, DatabaseUnreachable, LoginRefused
 from strata.output import emit_json, notice, option_json, say, table
 
 
@@ -104,7 +104,7 @@ def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
             if bypasses:
                 notice(f"Connected as {role}, which bypasses row-level security and sees every tenant; "
                        "SET ROLE strata_app to see what the application sees.")
-        except DatabaseUnreachable as err:
+        except (DatabaseUnreachable, LoginRefused) as err:
             if not _wants_credentials(err.__cause__):
                 raise
     conninfo, env = for_libpq_program(ctx.url)
