@@ -90,8 +90,8 @@ BEGIN
     -- One answer whether the tenant, the user or the membership is missing: worded so that it
     -- does not imply the tenant exists, and says nothing about which tenants do.
     IF v_actor IS NULL THEN
-        RAISE EXCEPTION 'no active user "%" in an active tenant "%"',
-                        coalesce(set_context.actor, '(null)'), coalesce(set_context.tenant, '(null)')
+        RAISE EXCEPTION 'no active tenant "%" with an active user "%"',
+                        coalesce(set_context.tenant, '(null)'), coalesce(set_context.actor, '(null)')
               USING ERRCODE = 'invalid_authorization_specification',
                     HINT = 'Pass the tenant''s id or slug and an active user''s id or email.';
     END IF;

@@ -67,7 +67,8 @@ SELECT o.id,
                o.version
        ) AS d;
 COMMENT ON VIEW app.v_orders_summary IS
-    'One row per order for lists: order number, customer, item count, total, status; page with ORDER BY created_at DESC LIMIT n.';
+    'One row per order for lists: order number, customer, item count, total, status; page with ORDER BY created_at DESC LIMIT n '
+    '(then identifier DESC, where orders made in one transaction share created_at).';
 
 CREATE VIEW app.v_order_details
 WITH (security_invoker = true) AS

@@ -62,13 +62,14 @@ SELECT is((app.create_user('{"email": "c@a.test", "name": "C"}')).status, 'forbi
           'no context: app mutations refuse with forbidden:context');
 
 -- set_context checks membership.
-SELECT throws_ok($$SELECT app.set_context('iso-a', 'bob@b.test')$$, '28000', 'no active user "bob@b.test" in an active tenant "iso-a"',
+SELECT throws_ok($$SELECT app.set_context('iso-a', 'bob@b.test')$$, '28000', 'no active tenant "iso-a" with an active user "bob@b.test"',
                  'set_context with a member of another tenant raises 28000');
-SELECT throws_ok($$SELECT app.set_context('iso-b', 'gone@b.test')$$, '28000', NULL,
+SELECT throws_ok($$SELECT app.set_context('iso-b', 'gone@b.test')$$, '28000', 'no active tenant "iso-b" with an active user "gone@b.test"',
                  'set_context with a deactivated member raises 28000');
-SELECT throws_ok($$SELECT app.set_context('no-such-tenant', 'bob@b.test')$$, '28000', 'no active user "bob@b.test" in an active tenant "no-such-tenant"',
+SELECT throws_ok($$SELECT app.set_context('no-such-tenant', 'bob@b.test')$$, '28000', 'no active tenant "no-such-tenant" with an active user "bob@b.test"',
                  'set_context with an unknown tenant raises 28000, in the same words');
-SELECT throws_ok($$SELECT app.set_context(NULL, NULL)$$, '28000', NULL, 'set_context with NULLs raises 28000');
+SELECT throws_ok($$SELECT app.set_context(NULL, NULL)$$, '28000', 'no active tenant "(null)" with an active user "(null)"',
+                 'set_context with NULLs raises 28000');
 SELECT is((SELECT tenant_id FROM app.current_context()), NULL, 'a refused set_context leaves no tenant set');
 
 -- Tenant A's context.

@@ -33,7 +33,7 @@ from strata.project import Project
 @dataclass
 class Metric:
     name: str
-    value: float | None
+    value: float | None  # an int is a count or a whole unit, and the table prints it without decimals
     unit: str = ""
     goal: str = ""  # e.g. ">= 0.75"; empty when the metric is informational
     detail: str = ""
