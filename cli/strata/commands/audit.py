@@ -125,10 +125,8 @@ def verify_(ctx: Context, tenant: str | None, checkpoint_file: Path | None, as_j
     if as_json:
         emit_json(report.as_dict())
     else:
-        if tenant is not None and tenant != report.scope:  # named by slug: show it next to the id
-            _print_report(dataclasses.replace(report, scope=f"{tenant}, {report.scope}"))
-        else:
-            _print_report(report)
+        named = tenant is not None and tenant != report.scope  # named by slug: show it next to the id
+        _print_report(dataclasses.replace(report, scope=f"{tenant}, {report.scope}") if named else report)
     if not report.ok:
         raise CheckFailed(f"the audit ledger does not verify: {report.problem.message}.")
 

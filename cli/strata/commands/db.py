@@ -10,7 +10,7 @@ import click
 from strata.connection import for_libpq_program
 from strata.context import Context, pass_context
 from strata.embedded import EmbeddedCluster
-from strata.errors import ConfigurationError, DatabaseUnreachable, LoginRefused
+from strata.errors import ConfigurationError, LoginRefused
 from strata.output import emit_json, notice, option_json, say, table
 
 
@@ -104,17 +104,12 @@ def psql(ctx: Context, psql_args: tuple[str, ...]) -> None:
             if bypasses:
                 notice(f"Connected as {role}, which bypasses row-level security and sees every tenant; "
                        "SET ROLE strata_app to see what the application sees.")
-        except (DatabaseUnreachable, LoginRefused) as err:
-            if not _wants_credentials(err.__cause__):
+        except LoginRefused as err:
+            if "password" not in str(err):  # psql can ask for a password, not fix a database name
                 raise
     conninfo, env = for_libpq_program(ctx.url)
     os.execve(binary, [binary, conninfo, *psql_args], env)  # the password stays out of the process list
 
-
-def _wants_credentials(err: BaseException | None) -> bool:
-    """Whether a failed connection was refused for its credentials, which psql can ask for."""
-    state = getattr(err, "sqlstate", None) or ""
-    return state.startswith("28") or "password" in str(err).lower()
 
 
 COMMANDS = [db]
