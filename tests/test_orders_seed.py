@@ -93,6 +93,13 @@ def app_call(url: str, slug: str, function: str, payload: dict) -> dict:
             f"SELECT * FROM app.{function}(%s)", (json.dumps(payload),)).fetchone()
 
 
+def hint_statements(seed_output: str) -> list[str]:
+    """The statements of the seed's "Try, in strata db psql:" hint, one per line as a person
+    pastes them (psql commits each on its own)."""
+    hint = next(line for line in seed_output.splitlines() if line.startswith("Try, in strata db psql: "))
+    return [f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()]
+
+
 def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passes(databases):
     # The data `make demo` makes (seed's defaults). Its tenants already hold ORD-000001 and
     # CUS-000001, which the pgTAP files create again in tenants of their own; README: `strata
@@ -103,8 +110,7 @@ def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passe
 
     # The hint, pasted into psql: newest first, although the orders of one seed batch share
     # their created_at.
-    hint = next(line for line in seeded.stdout.splitlines() if line.startswith("Try, in strata db psql: "))
-    pasted = run_psql(url, "\n".join(f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()))
+    pasted = run_psql(url, "\n".join(hint_statements(seeded.stdout)))
     assert pasted.returncode == 0, pasted.stderr
     page = [json.loads(line)["orderNumber"] for line in pasted.stdout.splitlines() if line.startswith("{")]
     assert page == [f"ORD-{n:06d}" for n in range(100, 95, -1)], pasted.stdout
@@ -139,9 +145,7 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     # The hint a person is given works pasted into psql, as the superuser `strata db psql` is
     # (psql commits each statement on its own): it shows demo-1's orders only.
     shown = run_cli("seed", "--tenants", "2", "--orders", "0", url=url)
-    hint = next(line for line in shown.stdout.splitlines() if line.startswith("Try, in strata db psql: "))
-    statements = [f"{s.strip()};" for s in hint.split(": ", 1)[1].split(";") if s.strip()]
-    pasted = run_psql(url, "\n".join([*statements, "SELECT count(*) FROM app.v_orders_summary;"]))
+    pasted = run_psql(url, "\n".join([*hint_statements(shown.stdout), "SELECT count(*) FROM app.v_orders_summary;"]))
     assert pasted.returncode == 0, pasted.stderr
     assert pasted.stdout.splitlines()[-1] == "30", pasted.stdout
     # A tenant named by its slug is shown by it too.
