@@ -151,6 +151,84 @@ def test_pay_and_cancel_racing_end_in_a_consistent_state_and_ledger(db_url: str,
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def _queued_behind_a_row_lock(db_url: str, app_url: str, slug: str, admin: str, order: str,
+                              calls: list[tuple[str, dict]]) -> list[dict]:
+    """Makes each app call on a connection of its own while another transaction holds the order's
+    row lock, and lets the lock go only when every call waits on it, the first call queued first.
+    PostgreSQL hands a row to its waiters in the order they queued, so the calls meet the order in
+    the order given, all of them in flight at once."""
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+    pids: list[int] = []
+    started = threading.Event()
+
+    def run(n: int) -> None:
+        try:
+            with psycopg.connect(app_url) as conn:
+                pids.append(conn.info.backend_pid)
+                started.set()
+                results[n] = app_call(conn, slug, admin, *calls[n])
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+            started.set()
+
+    with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as monitor:
+        holder.execute("SELECT 1 FROM orders.tb_order AS o JOIN tenancy.tb_organization AS t ON t.id = o.tenant_id"
+                       " WHERE t.slug = %s AND o.identifier = %s FOR UPDATE", (slug, order)).fetchone()
+        threads = []
+        for n in range(len(calls)):
+            started.clear()
+            threads.append(threading.Thread(target=run, args=(n,)))
+            threads[-1].start()
+            assert started.wait(30) and not errors, errors
+            for _ in range(3000):  # until this call waits for the row
+                if monitor.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                                   (pids[-1],)).fetchone()[0]:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail(f"{calls[n][0]} never waited for the order's row lock")
+        holder.commit()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("first", ["process_payment", "cancel_order"])
+def test_pay_and_cancel_in_flight_together_end_as_the_first_to_reach_the_order_decides(db_url: str, app_url: str,
+                                                                                       first: str):
+    """The race above may go the same way every round; here both requests wait on the order at
+    once, queued in a chosen order, so each outcome is proven."""
+    slug, admin = _tenant(db_url, "queued")
+    call(app_url, slug, admin, "create_product", {"sku": "Q", "name": "Q", "price": 7, "stock": 100}, expect="created")
+    order = call(app_url, slug, admin, "create_order", {"customer": "CUS-000001", "items": [{"product": "Q", "quantity": 3}]},
+                 expect="created")
+    ref = order["identifier"]
+    pay = ("process_payment", {"order": ref, "amount": 21, "method": "card", "version": order["version"]})
+    cancel = ("cancel_order", {"order": ref, "reason": "Changed my mind"})
+    calls = [pay, cancel] if first == "process_payment" else [cancel, pay]
+    results = dict(zip((c[0] for c in calls), _queued_behind_a_row_lock(db_url, app_url, slug, admin, ref, calls)))
+    with psycopg.connect(app_url) as conn:
+        conn.execute("SELECT app.set_context(%s, %s)", (slug, admin))
+        details = conn.execute("SELECT data FROM app.v_order_details WHERE identifier = %s", (ref,)).fetchone()[0]
+        history = [r[0] for r in conn.execute("SELECT operation FROM app.order_history(%s)", (ref,))]
+    assert results["cancel_order"]["status"] == "updated", results
+    assert details["status"] == "cancelled"
+    if first == "process_payment":
+        assert results["process_payment"]["status"] == "updated", results
+        assert results["cancel_order"]["extra_metadata"]["refundAmount"] == 21
+        assert details["refundAmount"] == 21 and [p["status"] for p in details["payments"]] == ["refunded"]
+        assert history.index("order.paid") < history.index("order.cancelled")
+    else:
+        assert results["process_payment"]["status"] == "conflict:stale_version", results
+        assert results["process_payment"]["version"] == order["version"] + 1, "the refusal carries the current version"
+        assert details["refundAmount"] is None and details["payments"] == []
+        assert "order.paid" not in history
+    final = stock(app_url, slug, admin, "Q")
+    assert (final["reserved"], final["onHand"], final["inOrders"]) == (0, 100, 0)
+
+
 def test_concurrent_orders_get_unique_gapless_identifiers(db_url: str, app_url: str):
     slug, admin = _tenant(db_url, "gapless")
     for sku in ("A", "B", "C"):
