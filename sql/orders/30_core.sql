@@ -569,13 +569,15 @@ BEGIN
         RETURN core.forbidden('orders.cancel', 'order');
     END IF;
     v_lock := core.lock_order_at_version(p_order, p_version);
-    IF (v_lock.refusal).status IS NOT NULL THEN
-        RETURN v_lock.refusal;
-    END IF;
     v_order := v_lock.order_row;
+    -- Already cancelled is what the caller asked for, whatever version it saw: a retried
+    -- cancellation gets its NOOP, as through update_order_status.
     IF v_order.status = 'cancelled' THEN
         RETURN core.result_noop('already_cancelled', 'order', v_order.id, v_order.identifier, v_order.version,
                                 core.order_data(v_order.id));
+    END IF;
+    IF (v_lock.refusal).status IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
     IF v_order.status IN ('shipped', 'delivered') THEN
         RETURN core.result_refused('conflict:already_shipped',
@@ -614,7 +616,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION core.cancel_order(text, text, integer) IS
-    'Cancels a pending or paid order: releases its stock, refunds what was paid, records the reason; shipped is conflict:already_shipped; needs orders.cancel.';
+    'Cancels a pending or paid order: releases its stock, refunds what was paid, records the reason; shipped is conflict:already_shipped, already cancelled noop:already_cancelled whatever the version; needs orders.cancel.';
 
 CREATE FUNCTION core.update_order_status(p_order text, p_status text, p_version integer)
     RETURNS app.mutation_result

@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(129);
+SELECT plan(130);
 
 DO $$
 BEGIN
@@ -135,6 +135,7 @@ SELECT results_eq($$SELECT status, object_data ->> 'cancelReason', object_data -
                   $$VALUES ('updated', 'duplicate', NULL, '{cancelReason,cancelledAt,status}'::text[])$$, 'cancel_order: a pending order is cancelled with its reason, nothing to refund');
 SELECT is(pg_temp.stock('GADGET'), '99/0/99', 'cancel_order: the reservation is released');
 SELECT is((app.cancel_order('{"order": "ORD-000002", "reason": "again"}')).status, 'noop:already_cancelled', 'cancel_order: already cancelled');
+SELECT is((app.cancel_order('{"order": "ORD-000002", "reason": "again", "version": 1}')).status, 'noop:already_cancelled', 'cancel_order: already cancelled, whatever the version (a retry with the version it was cancelled at)');
 SELECT is((app.process_payment('{"order": "ORD-000002", "amount": 199.98, "method": "card", "version": 2}')).status, 'conflict:invalid_transition', 'process_payment: a cancelled order cannot be paid');
 SELECT is((app.create_order('{"customer": "CUS-000002", "items": [{"product": "WIDGET-1", "quantity": 1}]}')).identifier, 'ORD-000003', 'a third order');
 SELECT is((app.process_payment('{"order": "ORD-000003", "amount": 10.50, "method": "wallet", "version": 1}')).status, 'updated', 'it is paid');
@@ -181,7 +182,7 @@ SELECT is((SELECT count(*) FROM app.v_revenue_by_product WHERE refreshed_at IS N
 RESET ROLE;
 SELECT isnt_empty($$SELECT 1 FROM audit.events WHERE operation = 'order.cancelled' AND identifier = 'ORD-000003' AND metadata ->> 'reason' = 'damaged'$$,
                   'the cancellation is a domain event with its reason');
-SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 5,
+SELECT is((SELECT count(*) FROM audit.events WHERE operation = 'noop' AND entity_type = 'order')::int, 6,
           'each order NOOP left exactly one noop event');
 
 -- The static resolvers answer as core.resolve does: by identifier, by id, SKU in any case, a

@@ -438,10 +438,10 @@ class OrmClient:
         with self._transaction():
             self._allowed("orders.cancel")
             order, customer = self._lock_order(payload["order"])
+            if order["status"] == "cancelled":  # whatever the version, as core.cancel_order
+                raise Refused("noop:already_cancelled", "already cancelled")
             if payload.get("version") is not None and payload["version"] != order["version"]:
                 raise Refused("conflict:stale_version", "stale version")
-            if order["status"] == "cancelled":
-                raise Refused("noop:already_cancelled", "already cancelled")
             if order["status"] in ("shipped", "delivered"):
                 raise Refused("conflict:already_shipped", order["status"])
             previous = order["status"]
