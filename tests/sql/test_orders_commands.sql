@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(130);
+SELECT plan(141);
 
 DO $$
 BEGIN
@@ -24,6 +24,18 @@ CREATE FUNCTION pg_temp.totals() RETURNS text LANGUAGE sql AS $$
     SELECT format('%s orders, %s reserved, %s payments', (SELECT count(*) FROM app.v_orders_summary),
                   (SELECT sum(reserved) FROM app.v_product_inventory),
                   (SELECT sum(jsonb_array_length(data -> 'payments')) FROM app.v_order_details))
+$$;
+
+CREATE FUNCTION pg_temp.document_keys(p_view text, p_nested boolean) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_keys text[];
+BEGIN
+    -- The keys of every document of a view: its top-level ones, or those at any depth.
+    EXECUTE format('SELECT array_agg(DISTINCT k #>> ''{}'' ORDER BY k #>> ''{}'') FROM %s AS v, jsonb_path_query(v.data, %L) AS k',
+                   p_view, CASE WHEN p_nested THEN 'strict $.** ? (@.type() == "object").keyvalue().key' ELSE 'strict $.keyvalue().key' END)
+       INTO v_keys;
+    RETURN v_keys;
+END
 $$;
 
 SET LOCAL ROLE strata_test_app;
@@ -170,7 +182,7 @@ SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'the viewer 
 -- Read views.
 SELECT is((SELECT count(*) FROM app.v_orders_summary)::int, 4, 'v_orders_summary lists the tenant''s orders');
 SELECT is((SELECT data ->> 'orderNumber' FROM app.v_orders_summary ORDER BY created_at DESC, identifier DESC LIMIT 1), 'ORD-000004', 'summaries page newest first');
-SELECT is((SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys((SELECT data FROM app.v_orders_summary LIMIT 1)) AS k),
+SELECT is(pg_temp.document_keys('app.v_orders_summary', false),
           '{createdAt,customerId,customerName,id,itemCount,orderNumber,status,totalAmount,version}'::text[], 'summary data is camelCase');
 SELECT results_eq($$SELECT order_count::int, total_spent FROM app.v_customer_orders WHERE identifier = 'CUS-000001'$$,
                   $$VALUES (2, 131.49)$$, 'v_customer_orders: history and spending on paid orders');
@@ -227,5 +239,29 @@ SELECT results_eq($$SELECT status, (extra_metadata ->> 'refundAmount')::numeric,
                       FROM app.update_order_status('{"order": "ORD-000006", "status": "cancelled", "version": 2}')$$,
                   $$VALUES ('updated', 10.50, 'refunded')$$, 'update_order_status: paid -> cancelled refunds the payment');
 SELECT is(pg_temp.stock('WIDGET-1'), '7/0/7', 'and releases the reservation');
+
+-- Every read view's document, as SPEC's GraphQL-style read side expects: camelCase keys at every
+-- depth (customer, items, payments, orders), and the keys its readers are promised. Revenue is
+-- refreshed first (as the owner would, by strata refresh) so its view has rows.
+RESET ROLE;
+SELECT cmp_ok(core.refresh_revenue(), '>', 0, 'revenue refreshed for the key checks');
+SET LOCAL ROLE strata_test_app;
+SELECT lives_ok($$SELECT app.set_context('shop', 'vi@shop.test')$$, 'the viewer reads the views');
+SELECT is(array_length(pg_temp.document_keys(v, true), 1) > 0
+          AND pg_temp.document_keys(v, true) = ARRAY(SELECT k FROM unnest(pg_temp.document_keys(v, true)) AS k
+                                                      WHERE k ~ '^[a-z][a-zA-Z0-9]*$' ORDER BY k),
+          true, v || ': every key at every depth is camelCase')
+  FROM unnest(ARRAY['app.v_orders_summary', 'app.v_order_details', 'app.v_customer_orders', 'app.v_product_inventory',
+                    'app.v_revenue_by_product']) AS v;
+SELECT is(pg_temp.document_keys('app.v_order_details', false),
+          '{cancelReason,cancelledAt,createdAt,customer,deliveredAt,id,itemCount,items,notes,orderNumber,paidAt,payments,refundAmount,shippedAt,status,totalAmount,updatedAt,version}'::text[],
+          'v_order_details: the keys of an order');
+SELECT is(pg_temp.document_keys('app.v_customer_orders', false),
+          '{email,id,identifier,lastOrderAt,name,orderCount,orders,phone,totalSpent}'::text[], 'v_customer_orders: the keys of a customer');
+SELECT is(pg_temp.document_keys('app.v_product_inventory', false),
+          '{available,id,inOrders,lowStock,lowStockThreshold,name,onHand,price,reserved,sku,version}'::text[],
+          'v_product_inventory: the keys of a product');
+SELECT is(pg_temp.document_keys('app.v_revenue_by_product', false),
+          '{id,name,orderCount,refreshedAt,revenue,sku,unitsSold}'::text[], 'v_revenue_by_product: the keys of a product''s revenue');
 SELECT * FROM finish();
 ROLLBACK;
