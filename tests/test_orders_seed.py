@@ -108,6 +108,19 @@ def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passe
     seeded = run_cli("seed", url=url, timeout=300)
     assert seeded.returncode == 0, seeded.stderr
 
+    # What it prints (`make demo` shows it): a row per tenant with what the tenant holds, as the
+    # database counts it, and a total.
+    printed = {cells[0]: cells[2:7] for cells in ([c.strip() for c in line.split("│")] for line in seeded.stdout.splitlines())
+               if len(cells) == 9}
+    with psycopg.connect(url) as conn:
+        counted = {slug: [f"admin@{slug}.example", *(str(n) for n in counts), str(counts[2])] for slug, *counts in conn.execute(
+            "SELECT t.slug, (SELECT count(*) FROM orders.tb_customer AS c WHERE c.tenant_id = t.id),"
+            " (SELECT count(*) FROM orders.tb_product AS p WHERE p.tenant_id = t.id),"
+            " (SELECT count(*) FROM orders.tb_order AS o WHERE o.tenant_id = t.id)"
+            " FROM tenancy.tb_organization AS t")}
+    assert printed == counted and sorted(counted) == ["demo-1", "demo-2", "demo-3"], seeded.stdout
+    assert "Seeded 300 orders in 3 tenant(s)" in seeded.stdout, seeded.stdout
+
     # The hint, pasted into psql: newest first, although the orders of one seed batch share
     # their created_at.
     pasted = run_psql(url, "\n".join(hint_statements(seeded.stdout)))
