@@ -113,7 +113,9 @@ def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passe
     printed = {cells[0]: cells[2:7] for cells in ([c.strip() for c in line.split("│")] for line in seeded.stdout.splitlines())
                if len(cells) == 9}
     with psycopg.connect(url) as conn:
-        counted = {slug: [f"admin@{slug}.example", *(str(n) for n in counts), str(counts[2])] for slug, *counts in conn.execute(
+        # The columns admin, customers, products, orders and new orders (on a new database, all of them).
+        counted = {slug: [f"admin@{slug}.example", str(customers), str(products), str(orders), str(orders)]
+                   for slug, customers, products, orders in conn.execute(
             "SELECT t.slug, (SELECT count(*) FROM orders.tb_customer AS c WHERE c.tenant_id = t.id),"
             " (SELECT count(*) FROM orders.tb_product AS p WHERE p.tenant_id = t.id),"
             " (SELECT count(*) FROM orders.tb_order AS o WHERE o.tenant_id = t.id)"
