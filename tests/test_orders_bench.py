@@ -180,13 +180,14 @@ def test_orm_writes_do_what_the_app_functions_do(clients):
         with psycopg.connect(url) as conn:
             return conn.execute("SELECT count(*) FROM audit.events").fetchone()[0]
 
-    documents, ledger = {}, {}
+    documents, ledger, cancelled_orders = {}, {}, {}
     for side in ("strata", "lazy", "eager"):
         client, before = clients[side], events()
         created = client.create_order({**order, "idempotency_key": f"orm-test-{side}"})
         paid = client.process_payment({"order": created["identifier"], "amount": created["object_data"]["totalAmount"],
                                        "method": "card", "version": created["version"]})
         cancelled = client.cancel_order({"order": paid["identifier"], "reason": "Test refund", "version": paid["version"]})
+        cancelled_orders[side] = cancelled["identifier"]
         documents[side] = [_without_times(r["object_data"]) for r in (created, paid, cancelled)]
         ledger[side] = events() - before
         assert (created["version"], paid["version"], cancelled["version"]) == (1, 2, 3)
@@ -194,7 +195,12 @@ def test_orm_writes_do_what_the_app_functions_do(clients):
     assert documents["lazy"] == documents["strata"] and documents["eager"] == documents["strata"]
     assert ledger["lazy"] == ledger["strata"] == ledger["eager"] == 13, ledger
 
-    # The same refusals, too.
+    # The same refusals, too; a cancellation asked again with the version it was cancelled at is
+    # the NOOP, not a stale version.
+    for side in ("strata", "lazy", "eager"):
+        with pytest.raises(Refused) as again:
+            clients[side].cancel_order({"order": cancelled_orders[side], "reason": "again", "version": 2})
+        assert again.value.status == "noop:already_cancelled", side
     for orm in (clients["lazy"], clients["eager"]):
         with pytest.raises(Refused) as stale:
             orm.process_payment({"order": "ORD-000001", "amount": 1, "method": "card", "version": 99})

@@ -174,8 +174,9 @@ def _queued_behind_a_row_lock(db_url: str, app_url: str, slug: str, admin: str, 
             started.set()
 
     with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as monitor:
-        holder.execute("SELECT 1 FROM orders.tb_order AS o JOIN tenancy.tb_organization AS t ON t.id = o.tenant_id"
-                       " WHERE t.slug = %s AND o.identifier = %s FOR UPDATE", (slug, order)).fetchone()
+        locked = holder.execute("SELECT 1 FROM orders.tb_order AS o JOIN tenancy.tb_organization AS t ON t.id = o.tenant_id"
+                                " WHERE t.slug = %s AND o.identifier = %s FOR UPDATE OF o", (slug, order)).fetchall()
+        assert len(locked) == 1, f"no order {order} in {slug} to hold"
         threads = []
         for n in range(len(calls)):
             started.clear()

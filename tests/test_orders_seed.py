@@ -121,6 +121,7 @@ def test_on_the_demo_data_the_hint_shows_the_newest_orders_and_strata_test_passe
             " (SELECT count(*) FROM orders.tb_order AS o WHERE o.tenant_id = t.id)"
             " FROM tenancy.tb_organization AS t")}
     assert printed == counted and sorted(counted) == ["demo-1", "demo-2", "demo-3"], seeded.stdout
+    assert all(row[3] == "100" for row in printed.values()), "seed's defaults: 300 orders over 3 tenants"
     assert "Seeded 300 orders in 3 tenant(s)" in seeded.stdout, seeded.stdout
 
     # The hint, pasted into psql: newest first, although the orders of one seed batch share
