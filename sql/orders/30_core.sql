@@ -646,12 +646,12 @@ BEGIN
     ELSIF NOT core.has_permission('orders.fulfil') THEN
         RETURN core.forbidden('orders.fulfil', 'order');
     END IF;
-    -- Asking for cancelled once more is noop:already_cancelled whatever the version, as in cancel_order.
-    IF p_version <> v_order.version AND NOT (p_status = 'cancelled' AND v_order.status = 'cancelled') THEN
-        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
-    END IF;
+    -- cancel_order checks the version (and answers noop:already_cancelled whatever it is).
     IF p_status = 'cancelled' AND v_order.status IN ('pending', 'paid', 'cancelled') THEN
-        RETURN core.cancel_order(p_order, 'Cancelled by status change', NULL);
+        RETURN core.cancel_order(p_order, 'Cancelled by status change', p_version);
+    END IF;
+    IF p_version <> v_order.version THEN
+        RETURN core.stale_version('order', v_order.id, v_order.identifier, v_order.version, p_version);
     END IF;
     IF p_status = v_order.status THEN
         RETURN core.result_noop('no_changes', 'order', v_order.id, v_order.identifier, v_order.version, core.order_data(v_order.id),
