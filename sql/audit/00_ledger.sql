@@ -4,8 +4,9 @@
 
    Design, in the order data flows:
 
-   1. Capture (20_capture.sql). audit.enable_tracking(table) attaches one AFTER ROW trigger; it
-      and audit.log_event() both call audit.write_event(), the only INSERT into audit.events.
+   1. Capture (20_capture.sql). audit.enable_tracking(table) attaches an AFTER ROW trigger (two
+      when the table has derived columns, whose changes alone are not events); it and
+      audit.log_event() both call audit.write_event(), the only INSERT into audit.events.
       Each event records tenant, actor, correlation and causation ids (transaction-local
       settings strata.*), the top-level transaction id, its position in the transaction
       (tx_seq 1..n), the time, the database and login roles, the entity, the operation, old

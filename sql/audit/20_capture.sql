@@ -100,7 +100,9 @@ COMMENT ON FUNCTION audit.write_event(uuid, text, text, uuid, text, text, jsonb,
      0 entity type, 1 the table's qualified name, 2 tenant column ('' when the table has
      none), 3 id column (''), 4 identifier column (''), 5.. excluded columns.
    An UPDATE that changes nothing writes no event. An update that changes only excluded
-   columns writes one, naming them in changed_fields without their values.
+   columns writes one, naming them in changed_fields without their values. An update that
+   changes only derived columns (enable_tracking's p_derived) never reaches these functions:
+   a WHEN clause on the table's update trigger, audit_ledger_update, filters it out.
    Returns the id of the event written (NULL: none), and must keep returning a uuid: the row
    trigger (0007) assigns the result rather than PERFORM the call, because PL/pgSQL runs a
    PERFORM as a query, with an executor started for it, and this runs for every captured row.
@@ -153,7 +155,8 @@ CREATE FUNCTION audit.enable_tracking(
     p_table regclass,
     p_entity_type text DEFAULT NULL,
     p_exclude text[] DEFAULT '{}',
-    p_tenant_column name DEFAULT 'tenant_id'
+    p_tenant_column name DEFAULT 'tenant_id',
+    p_derived text[] DEFAULT '{}'
 )
     RETURNS void
     VOLATILE
@@ -168,6 +171,7 @@ DECLARE
     v_identifier text := '';
     v_missing text;
     v_args text;
+    v_mask jsonb;
 BEGIN
     SELECT c.relkind,
            coalesce(p_entity_type, pg_catalog.regexp_replace(c.relname, '^tb_', ''))
@@ -183,11 +187,21 @@ BEGIN
 
     SELECT pg_catalog.string_agg(x.col, ', ')
       INTO v_missing
-      FROM pg_catalog.unnest(p_exclude) AS x (col)
+      FROM pg_catalog.unnest(p_exclude || p_derived) AS x (col)
      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
                         WHERE a.attrelid = p_table AND a.attname = x.col AND a.attnum > 0 AND NOT a.attisdropped);
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'audit.enable_tracking: % has no column %', p_table, v_missing USING ERRCODE = '42703';
+    END IF;
+    -- Derived columns are set to NULL to compare the rest (below), which a NOT NULL domain refuses.
+    SELECT pg_catalog.string_agg(a.attname, ', ' ORDER BY a.attname)
+      INTO v_missing
+      FROM pg_catalog.pg_attribute AS a
+      JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+     WHERE a.attrelid = p_table AND a.attname = ANY (p_derived) AND t.typnotnull;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'audit.enable_tracking: derived column % of % has a NOT NULL domain type', v_missing, p_table
+            USING ERRCODE = '22023';
     END IF;
 
     -- The tenant, id and identifier columns are used when present with a usable type.
@@ -207,18 +221,37 @@ BEGIN
                              || ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(p_exclude) AS x ORDER BY x))
            WITH ORDINALITY AS u (a, o);
 
-    EXECUTE pg_catalog.format(
-        'CREATE OR REPLACE TRIGGER audit_ledger AFTER INSERT OR UPDATE OR DELETE ON %s '
-        'FOR EACH ROW EXECUTE FUNCTION audit.tg_tracked__capture_change(%s)', p_table, v_args);
+    IF pg_catalog.cardinality(p_derived) = 0 THEN
+        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS audit_ledger_update ON %s', p_table);
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE TRIGGER audit_ledger AFTER INSERT OR UPDATE OR DELETE ON %s '
+            'FOR EACH ROW EXECUTE FUNCTION audit.tg_tracked__capture_change(%s)', p_table, v_args);
+    ELSE
+        -- Both rows with the derived columns set to NULL, compared byte for byte: equal when
+        -- nothing else changed. A WHEN clause, so such an update queues no trigger call at all;
+        -- whole rows, so a column added later is compared too; no value is converted, so no
+        -- session setting can make equal rows differ. tracked_tables() reads the list back.
+        SELECT pg_catalog.jsonb_object_agg(d, NULL) INTO v_mask FROM pg_catalog.unnest(p_derived) AS d;
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE TRIGGER audit_ledger AFTER INSERT OR DELETE ON %s '
+            'FOR EACH ROW EXECUTE FUNCTION audit.tg_tracked__capture_change(%s)', p_table, v_args);
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE TRIGGER audit_ledger_update AFTER UPDATE ON %1$s FOR EACH ROW '
+            'WHEN (pg_catalog.jsonb_populate_record(OLD, %2$L::jsonb) OPERATOR(pg_catalog.*<>) '
+            'pg_catalog.jsonb_populate_record(NEW, %2$L::jsonb)) '
+            'EXECUTE FUNCTION audit.tg_tracked__capture_change(%3$s)', p_table, v_mask, v_args);
+    END IF;
     EXECUTE pg_catalog.format(
         'CREATE OR REPLACE TRIGGER audit_ledger_truncate AFTER TRUNCATE ON %s '
         'FOR EACH STATEMENT EXECUTE FUNCTION audit.tg_tracked__capture_truncate(%L, %L)', p_table, v_entity, p_table::text);
 END
 $$;
-COMMENT ON FUNCTION audit.enable_tracking(regclass, text, text[], name) IS
+COMMENT ON FUNCTION audit.enable_tracking(regclass, text, text[], name, text[]) IS
     'Attaches the audit ledger to a table (idempotent): every insert, update, delete and truncate becomes an event. '
     'p_entity_type defaults to the table name without tb_; p_exclude lists columns (secrets) never stored; '
-    'p_tenant_column names the uuid column holding the tenant (default tenant_id; none: platform events).';
+    'p_tenant_column names the uuid column holding the tenant (default tenant_id; none: platform events); '
+    'p_derived lists columns the database keeps from changes recorded elsewhere (a reservation, a counter, the row''s '
+    'version stamps): an update changing only those writes no event, and every event written records their values.';
 
 CREATE FUNCTION audit.disable_tracking(p_table regclass)
     RETURNS void
@@ -228,6 +261,7 @@ CREATE FUNCTION audit.disable_tracking(p_table regclass)
 AS $$
 BEGIN
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS audit_ledger ON %s', p_table);
+    EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS audit_ledger_update ON %s', p_table);
     EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS audit_ledger_truncate ON %s', p_table);
 END
 $$;
@@ -238,13 +272,23 @@ CREATE FUNCTION audit.tracked_tables()
         table_name regclass,
         entity_type text,
         tenant_column text,
-        excluded_columns text[]
+        excluded_columns text[],
+        derived_columns text[]
     )
     STABLE
     LANGUAGE sql
 AS $$
     SELECT t.tgrelid::regclass, a.args[1], nullif(a.args[3], ''),
-           coalesce(a.args[6:], '{}')
+           coalesce(a.args[6:], '{}'),
+           -- The keys of the update trigger's mask (see enable_tracking), that are still columns.
+           ARRAY(SELECT at.attname::text
+                   FROM pg_catalog.pg_trigger AS u
+                   CROSS JOIN LATERAL pg_catalog.jsonb_object_keys(pg_catalog.replace(pg_catalog.substring(
+                       pg_catalog.pg_get_triggerdef(u.oid), $re$'((?:[^']|'')*)'::jsonb$re$), '''''', '''')::jsonb) AS k (col)
+                   JOIN pg_catalog.pg_attribute AS at
+                     ON at.attrelid = u.tgrelid AND at.attname = k.col AND at.attnum > 0 AND NOT at.attisdropped
+                  WHERE u.tgrelid = t.tgrelid AND u.tgname = 'audit_ledger_update'
+                  ORDER BY 1)
       FROM pg_catalog.pg_trigger AS t
       -- tgargs holds each argument followed by a NUL byte, which escape encoding writes as \000.
       CROSS JOIN LATERAL (
@@ -255,7 +299,8 @@ AS $$
        AND t.tgfoid = 'audit.tg_tracked__capture_change()'::regprocedure
      ORDER BY 1
 $$;
-COMMENT ON FUNCTION audit.tracked_tables() IS 'Every table the audit ledger is attached to, with its entity type and excluded columns.';
+COMMENT ON FUNCTION audit.tracked_tables() IS
+    'Every table the audit ledger is attached to, with its entity type, excluded columns and derived columns.';
 
 CREATE FUNCTION audit.log_event(
     p_operation text,
