@@ -173,10 +173,20 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    SELECT pg_catalog.array_agg(r.group_id ORDER BY r.group_id), pg_catalog.array_agg(r.leaf_count ORDER BY r.group_id),
-           pg_catalog.array_agg(r.root ORDER BY r.group_id)
-      INTO v_tenants, v_counts, v_roots
-      FROM audit.merkle_roots(v_by_tenant, v_tenant_hashes) AS r;
+    v_block.events_root := audit.merkle_root(v_hashes);
+    IF v_by_tenant[1] = v_by_tenant[v_block.event_count] THEN
+        -- One tenant (the list is sorted by tenant): its events are the block's, in the same
+        -- order, so its root is the events root. Half the hashing of a block, the usual case
+        -- of a single-tenant database and of a quiet multi-tenant one.
+        v_tenants := ARRAY[v_by_tenant[1]];
+        v_counts := ARRAY[v_block.event_count];
+        v_roots := ARRAY[v_block.events_root];
+    ELSE
+        SELECT pg_catalog.array_agg(r.group_id ORDER BY r.group_id), pg_catalog.array_agg(r.leaf_count ORDER BY r.group_id),
+               pg_catalog.array_agg(r.root ORDER BY r.group_id)
+          INTO v_tenants, v_counts, v_roots
+          FROM audit.merkle_roots(v_by_tenant, v_tenant_hashes) AS r;
+    END IF;
 
     SELECT k.key_id, k.secret INTO v_block.key_id, v_secret
       FROM audit.signing_keys AS k
@@ -192,7 +202,6 @@ BEGIN
     v_block.sealed_at := pg_catalog.clock_timestamp();
     v_block.sealed_by := session_user;
     v_block.total_events := coalesce(v_prev.total_events, 0) + v_block.event_count;
-    v_block.events_root := audit.merkle_root(v_hashes);
     v_block.tenant_count := pg_catalog.cardinality(v_tenants);
     v_block.tenants_root := audit.merkle_root(ARRAY(
         SELECT audit.tenant_entry_hash(t.tenant_id, t.n, t.root)
