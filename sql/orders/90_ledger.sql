@@ -9,7 +9,7 @@
    change. So a reservation or its release, which changes stock_reserved (and, through the
    stamp, version, updated_at and updated_by), is not an event of its own; it would double a
    create or cancel order's events and add nothing that the order's events do not say
-   (tests/sql/test_orders_ledger.sql rebuilds every product's reservation from the ledger).
+   (tests/sql/test_orders_history.sql rebuilds every product's reservation from the ledger).
    Shipping takes stock off hand, and restocking adds to it: those are product events, and
    they record the reservation as it then is. */
 SELECT audit.enable_tracking('orders.tb_customer', p_exclude => ARRAY['name', 'email', 'phone', 'address']);

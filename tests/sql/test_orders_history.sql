@@ -1,6 +1,8 @@
--- An order's history is its ledger events, and folding them rebuilds the order.
+-- An order's history is its ledger events, and folding them rebuilds the order; the ledger's
+-- order lines and statuses rebuild every product's reserved stock, which is not an event of
+-- the product (sql/orders/90_ledger.sql).
 BEGIN;
-SELECT plan(7);
+SELECT plan(14);
 
 DO $$
 BEGIN
@@ -48,5 +50,59 @@ SELECT is(pg_temp.fold('ORD-000001'),
           (SELECT to_jsonb(o) FROM orders.tb_order AS o
             WHERE o.tenant_id = core.current_tenant_id() AND o.identifier = 'ORD-000001'),
           'folding the order''s events from the first rebuilds its current row');
+
+-- More orders: ORD-000002 grows and is cancelled, ORD-000003 is paid, ORD-000004 waits; then
+-- A is restocked. ORD-000001 is shipped above.
+SET LOCAL ROLE strata_test_app;
+SELECT is(ARRAY[
+    (app.create_order('{"customer": "CUS-000001", "items": [{"product": "A", "quantity": 3}]}')).status,
+    (app.add_order_item('{"order": "ORD-000002", "product": "B", "quantity": 2, "version": 1}')).status,
+    (app.add_order_item('{"order": "ORD-000002", "product": "A", "quantity": 1, "version": 2}')).status,
+    (app.cancel_order('{"order": "ORD-000002", "reason": "changed mind", "version": 3}')).status,
+    (app.create_order('{"customer": "CUS-000001", "items": [{"product": "B", "quantity": 4}]}')).status,
+    (app.process_payment('{"order": "ORD-000003", "amount": 16, "method": "card", "version": 1}')).status,
+    (app.create_order('{"customer": "CUS-000001", "items": [{"product": "A", "quantity": 1}]}')).status,
+    (app.restock_product('{"product": "A", "quantity": 5}')).status],
+    '{created,updated,updated,updated,created,updated,created,updated}'::text[],
+    'more orders made, grown, cancelled and paid, and a product restocked');
+RESET ROLE;
+CREATE TEMP VIEW ledger AS
+SELECT e.* FROM audit.events AS e WHERE e.tenant_id = core.current_tenant_id();
+CREATE TEMP VIEW products AS
+SELECT p.* FROM orders.tb_product AS p WHERE p.tenant_id = core.current_tenant_id();
+
+SELECT is((SELECT array_agg(operation || ':' || identifier ORDER BY identifier, pk_event) FROM ledger WHERE entity_type = 'product'),
+          '{insert:A,update:A,update:A,insert:B,update:B}'::text[],
+          'products have events for being made, shipped (ORD-000001) and restocked, none for a reservation');
+SELECT is((SELECT changed_fields FROM ledger WHERE entity_type = 'product' AND operation = 'update' AND identifier = 'B'),
+          '{stock_on_hand,stock_reserved,version}'::text[], 'shipping takes stock off hand and out of the reservation');
+SELECT is((SELECT array_agg((new_data ->> 'stock_reserved')::integer ORDER BY identifier, pk_event) FROM ledger
+            WHERE entity_type = 'product' AND operation = 'update'),
+          '{0,1,0}'::integer[], 'and a product''s events record its reservation as it then was');
+SELECT is((SELECT count(*)::integer FROM ledger WHERE entity_type = 'order_item'), 7,
+          'every order line, and every change to one, is an event');
+-- Rebuilt from the ledger alone: each line as its last event left it, each order's last
+-- status; the lines of pending and paid orders are what each product has reserved.
+SELECT is((WITH line AS (
+               SELECT DISTINCT ON (e.entity_id) e.operation, e.new_data
+                 FROM ledger AS e WHERE e.entity_type = 'order_item' ORDER BY e.entity_id, e.pk_event DESC
+           ), open_order AS (
+               SELECT o.new_data ->> 'pk_order' AS pk_order
+                 FROM (SELECT DISTINCT ON (e.entity_id) e.new_data
+                         FROM ledger AS e WHERE e.entity_type = 'order' AND e.operation IN ('insert', 'update')
+                        ORDER BY e.entity_id, e.pk_event DESC) AS o
+                WHERE o.new_data ->> 'status' IN ('pending', 'paid')
+           ), reserved AS (
+               SELECT (l.new_data ->> 'fk_product')::bigint AS fk_product, sum((l.new_data ->> 'quantity')::integer) AS units
+                 FROM line AS l JOIN open_order AS o ON o.pk_order = l.new_data ->> 'fk_order'
+                WHERE l.operation <> 'delete'
+                GROUP BY 1
+           )
+           SELECT jsonb_object_agg(p.identifier, coalesce(r.units, 0))
+             FROM products AS p LEFT JOIN reserved AS r ON r.fk_product = p.pk_product),
+          (SELECT jsonb_object_agg(p.identifier, p.stock_reserved) FROM products AS p),
+          'every product''s reserved stock is what the ledger''s open order lines add up to');
+SELECT is((SELECT jsonb_object_agg(p.identifier, p.stock_reserved) FROM products AS p),
+          '{"A": 1, "B": 4}'::jsonb, 'which is A: 1 pending, B: 4 paid');
 SELECT * FROM finish();
 ROLLBACK;
