@@ -147,7 +147,8 @@ $$;
 COMMENT ON FUNCTION audit.capture_change(text, text[], jsonb, jsonb) IS
     'Internal: turns one captured row change (TG_OP, trigger arguments, old and new row as jsonb) into a ledger event; returns its id (NULL: nothing changed). Owner only.';
 COMMENT ON FUNCTION audit.tg_tracked__capture_change() IS
-    'Trigger attached by audit.enable_tracking(): writes one ledger event per inserted, updated or deleted row.';
+    'Trigger attached by audit.enable_tracking(): writes one ledger event per inserted, updated or deleted row '
+    '(as audit_ledger_update, only for an update that changes more than the derived columns).';
 COMMENT ON FUNCTION audit.tg_tracked__capture_truncate() IS
     'Trigger attached by audit.enable_tracking(): records a TRUNCATE of a tracked table as one platform event.';
 
@@ -172,6 +173,8 @@ DECLARE
     v_missing text;
     v_args text;
     v_mask jsonb;
+    v_anchors text;
+    v_type text;
 BEGIN
     SELECT c.relkind,
            coalesce(p_entity_type, pg_catalog.regexp_replace(c.relname, '^tb_', ''))
@@ -184,6 +187,17 @@ BEGIN
     IF v_entity = '' THEN
         RAISE EXCEPTION 'audit.enable_tracking: the entity type must not be empty' USING ERRCODE = '22023';
     END IF;
+    p_derived := coalesce(p_derived, '{}');
+    IF pg_catalog.array_position(p_derived, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'audit.enable_tracking: the derived columns must not include NULL' USING ERRCODE = '22023';
+    END IF;
+    -- An excluded column's change is recorded by name; a derived one's alone is not an event.
+    SELECT pg_catalog.string_agg(x.col, ', ' ORDER BY x.col)
+      INTO v_missing
+      FROM (SELECT DISTINCT d AS col FROM pg_catalog.unnest(p_derived) AS d WHERE d = ANY (p_exclude)) AS x;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'audit.enable_tracking: % cannot be both excluded and derived', v_missing USING ERRCODE = '22023';
+    END IF;
 
     SELECT pg_catalog.string_agg(x.col, ', ')
       INTO v_missing
@@ -193,15 +207,20 @@ BEGIN
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'audit.enable_tracking: % has no column %', p_table, v_missing USING ERRCODE = '42703';
     END IF;
-    -- Derived columns are set to NULL to compare the rest (below), which a NOT NULL domain refuses.
-    SELECT pg_catalog.string_agg(a.attname, ', ' ORDER BY a.attname)
-      INTO v_missing
-      FROM pg_catalog.pg_attribute AS a
-      JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
-     WHERE a.attrelid = p_table AND a.attname = ANY (p_derived) AND t.typnotnull;
-    IF v_missing IS NOT NULL THEN
-        RAISE EXCEPTION 'audit.enable_tracking: derived column % of % has a NOT NULL domain type', v_missing, p_table
-            USING ERRCODE = '22023';
+    IF pg_catalog.cardinality(p_derived) > 0 THEN
+        SELECT pg_catalog.jsonb_object_agg(d, NULL) INTO v_mask FROM pg_catalog.unnest(p_derived) AS d;
+        -- The rest of the row is compared with the derived columns set to NULL (below), which
+        -- a domain that refuses NULL would turn into an error on every update: try it now.
+        FOR v_type IN SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
+                        FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = p_table AND a.attname = ANY (p_derived) AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            BEGIN
+                EXECUTE pg_catalog.format('SELECT CAST(NULL AS %s)', v_type);
+            EXCEPTION WHEN not_null_violation OR check_violation THEN
+                RAISE EXCEPTION 'audit.enable_tracking: a derived column of % cannot be NULL: %', p_table, SQLERRM
+                    USING ERRCODE = '22023';
+            END;
+        END LOOP;
     END IF;
 
     -- The tenant, id and identifier columns are used when present with a usable type.
@@ -230,16 +249,20 @@ BEGIN
         -- Both rows with the derived columns set to NULL, compared byte for byte: equal when
         -- nothing else changed. A WHEN clause, so such an update queues no trigger call at all;
         -- whole rows, so a column added later is compared too; no value is converted, so no
-        -- session setting can make equal rows differ. tracked_tables() reads the list back.
-        SELECT pg_catalog.jsonb_object_agg(d, NULL) INTO v_mask FROM pg_catalog.unnest(p_derived) AS d;
+        -- session setting can make equal rows differ. The mask names the columns; num_nulls(),
+        -- always >= 0, names them as columns too, so dropping one is refused and
+        -- tracked_tables() sees a renamed one (the mask would then miss it: re-run this).
+        SELECT pg_catalog.string_agg(pg_catalog.format('NEW.%I', d), ', ' ORDER BY d)
+          INTO v_anchors
+          FROM (SELECT DISTINCT d FROM pg_catalog.unnest(p_derived) AS d) AS x;
         EXECUTE pg_catalog.format(
             'CREATE OR REPLACE TRIGGER audit_ledger AFTER INSERT OR DELETE ON %s '
             'FOR EACH ROW EXECUTE FUNCTION audit.tg_tracked__capture_change(%s)', p_table, v_args);
         EXECUTE pg_catalog.format(
             'CREATE OR REPLACE TRIGGER audit_ledger_update AFTER UPDATE ON %1$s FOR EACH ROW '
             'WHEN (pg_catalog.jsonb_populate_record(OLD, %2$L::jsonb) OPERATOR(pg_catalog.*<>) '
-            'pg_catalog.jsonb_populate_record(NEW, %2$L::jsonb)) '
-            'EXECUTE FUNCTION audit.tg_tracked__capture_change(%3$s)', p_table, v_mask, v_args);
+            'pg_catalog.jsonb_populate_record(NEW, %2$L::jsonb) AND pg_catalog.num_nulls(%3$s) >= 0) '
+            'EXECUTE FUNCTION audit.tg_tracked__capture_change(%4$s)', p_table, v_mask, v_anchors, v_args);
     END IF;
     EXECUTE pg_catalog.format(
         'CREATE OR REPLACE TRIGGER audit_ledger_truncate AFTER TRUNCATE ON %s '
@@ -247,7 +270,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION audit.enable_tracking(regclass, text, text[], name, text[]) IS
-    'Attaches the audit ledger to a table (idempotent): every insert, update, delete and truncate becomes an event. '
+    'Attaches the audit ledger to a table (idempotent): every insert, update, delete and truncate becomes an event, '
+    'but an update that changes only derived columns. '
     'p_entity_type defaults to the table name without tb_; p_exclude lists columns (secrets) never stored; '
     'p_tenant_column names the uuid column holding the tenant (default tenant_id; none: platform events); '
     'p_derived lists columns the database keeps from changes recorded elsewhere (a reservation, a counter, the row''s '
@@ -273,34 +297,48 @@ CREATE FUNCTION audit.tracked_tables()
         entity_type text,
         tenant_column text,
         excluded_columns text[],
-        derived_columns text[]
+        derived_columns text[],
+        derived_current boolean
     )
     STABLE
+    SET standard_conforming_strings = on
     LANGUAGE sql
 AS $$
     SELECT t.tgrelid::regclass, a.args[1], nullif(a.args[3], ''),
-           coalesce(a.args[6:], '{}'),
-           -- The keys of the update trigger's mask (see enable_tracking), that are still columns.
-           ARRAY(SELECT at.attname::text
-                   FROM pg_catalog.pg_trigger AS u
-                   CROSS JOIN LATERAL pg_catalog.jsonb_object_keys(pg_catalog.replace(pg_catalog.substring(
-                       pg_catalog.pg_get_triggerdef(u.oid), $re$'((?:[^']|'')*)'::jsonb$re$), '''''', '''')::jsonb) AS k (col)
-                   JOIN pg_catalog.pg_attribute AS at
-                     ON at.attrelid = u.tgrelid AND at.attname = k.col AND at.attnum > 0 AND NOT at.attisdropped
-                  WHERE u.tgrelid = t.tgrelid AND u.tgname = 'audit_ledger_update'
-                  ORDER BY 1)
+           coalesce(a.args[6:], '{}'), coalesce(d.current_names, '{}'),
+           d.current_names IS NOT DISTINCT FROM d.mask_names
       FROM pg_catalog.pg_trigger AS t
       -- tgargs holds each argument followed by a NUL byte, which escape encoding writes as \000.
       CROSS JOIN LATERAL (
           SELECT pg_catalog.string_to_array(
                      pg_catalog.regexp_replace(pg_catalog.encode(t.tgargs, 'escape'), '\\000$', ''), '\000') AS args
       ) AS a
+      -- The derived columns as the update trigger's num_nulls() names them now (by attnum), and
+      -- as its mask names them (by name, as enable_tracking was given them): they differ after
+      -- a rename, and the mask then misses the renamed column.
+      LEFT JOIN LATERAL (
+          SELECT ARRAY(SELECT at.attname::text
+                         FROM pg_catalog.pg_depend AS dp
+                         JOIN pg_catalog.pg_attribute AS at ON at.attrelid = u.tgrelid AND at.attnum = dp.refobjsubid
+                        WHERE dp.classid = 'pg_catalog.pg_trigger'::regclass AND dp.objid = u.oid
+                          AND dp.refclassid = 'pg_catalog.pg_class'::regclass AND dp.refobjid = u.tgrelid
+                          AND dp.refobjsubid > 0
+                        ORDER BY 1) AS current_names,
+                 ARRAY(SELECT k.col
+                         FROM pg_catalog.jsonb_object_keys(pg_catalog.replace(pg_catalog.substring(
+                                  pg_catalog.pg_get_triggerdef(u.oid), $re$'((?:[^']|'')*)'::jsonb$re$), '''''', '''')::jsonb) AS k (col)
+                        ORDER BY 1) AS mask_names
+            FROM pg_catalog.pg_trigger AS u
+           WHERE u.tgrelid = t.tgrelid AND u.tgname = 'audit_ledger_update'
+             AND u.tgfoid = 'audit.tg_tracked__capture_change()'::regprocedure
+      ) AS d ON true
      WHERE t.tgname = 'audit_ledger'
        AND t.tgfoid = 'audit.tg_tracked__capture_change()'::regprocedure
      ORDER BY 1
 $$;
 COMMENT ON FUNCTION audit.tracked_tables() IS
-    'Every table the audit ledger is attached to, with its entity type, excluded columns and derived columns.';
+    'Every table the audit ledger is attached to, with its entity type, excluded and derived columns; derived_current '
+    'is false after a derived column was renamed (re-run audit.enable_tracking).';
 
 CREATE FUNCTION audit.log_event(
     p_operation text,

@@ -235,8 +235,22 @@ BEGIN
            CASE WHEN o.description IS NULL OR o.description = '' THEN pg_catalog.format('COMMENT ON %s %s IS ''…'';', upper(o.kind), o.name) ELSE '' END
       FROM objects AS o
      WHERE o.public;
+
+    -- The ledger's filter of derived columns names them (audit.enable_tracking): after a rename
+    -- it no longer matches the table. audit is built after core, hence the guard.
+    IF pg_catalog.to_regprocedure('audit.tracked_tables()') IS NOT NULL THEN
+        RETURN QUERY
+        SELECT 'ledger derived columns current', t.table_name::text, t.derived_current,
+               CASE WHEN t.derived_current THEN 'ok'
+                    ELSE 'a derived column was renamed, so the ledger''s update filter no longer names it' END,
+               CASE WHEN t.derived_current THEN ''
+                    ELSE pg_catalog.format('SELECT audit.enable_tracking(%L, %L, %L, %L, %L);', t.table_name, t.entity_type,
+                                           t.excluded_columns, coalesce(t.tenant_column, 'tenant_id'), t.derived_columns) END
+          FROM audit.tracked_tables() AS t
+         WHERE t.derived_columns <> '{}';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION core.verify_schema() IS
-    'Checks the schema rules (RLS enabled, forced and complete; tenant keys and indexes; security_invoker views; pinned search_path; grants; role matrix; ownership; comments): one row per object and rule, with the fix when it fails.';
+    'Checks the schema rules (RLS enabled, forced and complete; tenant keys and indexes; security_invoker views; pinned search_path; grants; role matrix; ownership; comments; the ledger''s derived columns): one row per object and rule, with the fix when it fails.';
 GRANT EXECUTE ON FUNCTION core.verify_schema() TO strata_auditor;

@@ -11,7 +11,8 @@
    create or cancel order's events and add nothing that the order's events do not say
    (tests/sql/test_orders_history.sql rebuilds every product's reservation from the ledger).
    Shipping takes stock off hand, and restocking adds to it: those are product events, and
-   they record the reservation as it then is. */
+   they record the reservation as it then is. The price of the rule: a write of nothing but
+   these columns, such as a repair that back-dates updated_at, is not an event either. */
 SELECT audit.enable_tracking('orders.tb_customer', p_exclude => ARRAY['name', 'email', 'phone', 'address']);
 SELECT audit.enable_tracking('orders.tb_product',
                              p_derived => ARRAY['stock_reserved', 'version', 'updated_at', 'updated_by']);

@@ -74,8 +74,9 @@ SELECT p.* FROM orders.tb_product AS p WHERE p.tenant_id = core.current_tenant_i
 SELECT is((SELECT array_agg(operation || ':' || identifier ORDER BY identifier, pk_event) FROM ledger WHERE entity_type = 'product'),
           '{insert:A,update:A,update:A,insert:B,update:B}'::text[],
           'products have events for being made, shipped (ORD-000001) and restocked, none for a reservation');
-SELECT is((SELECT changed_fields FROM ledger WHERE entity_type = 'product' AND operation = 'update' AND identifier = 'B'),
-          '{stock_on_hand,stock_reserved,version}'::text[], 'shipping takes stock off hand and out of the reservation');
+SELECT is((SELECT array_agg(array_to_string(changed_fields, ',')) FROM ledger
+            WHERE entity_type = 'product' AND operation = 'update' AND identifier = 'B'),
+          '{"stock_on_hand,stock_reserved,version"}'::text[], 'shipping takes stock off hand and out of the reservation');
 SELECT is((SELECT array_agg((new_data ->> 'stock_reserved')::integer ORDER BY identifier, pk_event) FROM ledger
             WHERE entity_type = 'product' AND operation = 'update'),
           '{0,1,0}'::integer[], 'and a product''s events record its reservation as it then was');
