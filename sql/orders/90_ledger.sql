@@ -1,8 +1,8 @@
 -- requires: 0005_open_orders
 
-/* Every change to orders data is an audit event; a customer's personal details (name,
-   email, phone, address) stay out of the append-only ledger. The revenue projection is
-   derived data and is not tracked.
+/* Every change to orders data is an audit event, but a change to derived data alone (below);
+   a customer's personal details (name, email, phone, address) stay out of the append-only
+   ledger. The revenue projection is derived data and is not tracked.
 
    A product's reserved stock is derived too: it is the quantity of the product on the lines
    of pending and paid orders, and the ledger records each of those lines and every status
