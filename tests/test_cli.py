@@ -357,3 +357,15 @@ def test_inspect_tells_a_table_never_analyzed_from_an_empty_one(databases):
     details, line = shown("orders.tb_order")
     assert details["estimated_rows"] == 0 and "~0 rows" in line, line
     assert shown("app.v_orders_summary")[0]["estimated_rows"] is None
+
+
+def test_strata_test_reports_a_failed_pgtap_test_with_its_diagnostics(db_url, tmp_path):
+    """pgTAP returns a failed test and its diagnostics as one value of several lines. Read as
+    one line it went unseen, and with a plan one short a failing file passed."""
+    failing = tmp_path / "test_fails.sql"
+    failing.write_text("BEGIN;\nSELECT plan(1);\nSELECT ok(true, 'passes');\nSELECT is(1, 2, 'fails');\n"
+                       "SELECT * FROM finish();\nROLLBACK;\n")
+    result = run_cli("test", "--json", str(failing), url=db_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["passed"] == 1 and report["failures"] == ['2 - fails\n    Failed test 2: "fails"\n    have: 1\n    want: 2'], report

@@ -57,7 +57,9 @@ def run_file(conn: psycopg.Connection, path: Path) -> FileResult:
         cur.execute(path.read_text())
         while True:
             if cur.pgresult is not None and cur.pgresult.status == ExecStatus.TUPLES_OK:
-                lines.extend(str(row[0]) for row in cur.fetchall() if row and row[0] is not None)
+                # A failed test is one value of several lines (the result, then its diagnostics).
+                lines.extend(line for row in cur.fetchall() if row and row[0] is not None
+                             for line in str(row[0]).splitlines())
             if not cur.nextset():
                 break
     except psycopg.Error as err:
