@@ -208,7 +208,10 @@ BEGIN
         RAISE EXCEPTION 'audit.enable_tracking: % has no column %', p_table, v_missing USING ERRCODE = '42703';
     END IF;
     IF pg_catalog.cardinality(p_derived) > 0 THEN
-        SELECT pg_catalog.jsonb_object_agg(d, NULL) INTO v_mask FROM pg_catalog.unnest(p_derived) AS d;
+        -- The update trigger's mask and the columns its num_nulls() names (below).
+        SELECT pg_catalog.jsonb_object_agg(x.d, NULL), pg_catalog.string_agg(pg_catalog.format('NEW.%I', x.d), ', ' ORDER BY x.d)
+          INTO v_mask, v_anchors
+          FROM (SELECT DISTINCT d FROM pg_catalog.unnest(p_derived) AS d) AS x;
         -- The rest of the row is compared with the derived columns set to NULL (below), which
         -- a domain that refuses NULL would turn into an error on every update: try it now.
         FOR v_type IN SELECT pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -252,9 +255,6 @@ BEGIN
         -- session setting can make equal rows differ. The mask names the columns; num_nulls(),
         -- always >= 0, names them as columns too, so dropping one is refused and
         -- tracked_tables() sees a renamed one (the mask would then miss it: re-run this).
-        SELECT pg_catalog.string_agg(pg_catalog.format('NEW.%I', d), ', ' ORDER BY d)
-          INTO v_anchors
-          FROM (SELECT DISTINCT d FROM pg_catalog.unnest(p_derived) AS d) AS x;
         EXECUTE pg_catalog.format(
             'CREATE OR REPLACE TRIGGER audit_ledger AFTER INSERT OR DELETE ON %s '
             'FOR EACH ROW EXECUTE FUNCTION audit.tg_tracked__capture_change(%s)', p_table, v_args);
