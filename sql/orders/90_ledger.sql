@@ -7,8 +7,8 @@
    A product's reserved stock is derived too: it is the quantity of the product on the lines
    of pending and paid orders, and the ledger records each of those lines and every status
    change. So a reservation or its release, which changes stock_reserved (and, through the
-   stamp, version, updated_at and updated_by), is not an event of its own; it would double a
-   create or cancel order's events and add nothing that the order's events do not say
+   stamp, version, updated_at and updated_by), is not an event of its own; it would add one
+   event per line to a create or cancel order and nothing that the order's events do not say
    (tests/sql/test_orders_history.sql rebuilds every product's reservation from the ledger).
    Shipping takes stock off hand, and restocking adds to it: those are product events, and
    they record the reservation as it then is. The price of the rule: a write of nothing but
