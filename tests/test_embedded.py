@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import ROOT, run_cli
+from strata import embedded
 
 
 @pytest.fixture
@@ -127,3 +129,26 @@ def test_db_remove_leaves_directories_it_does_not_own(throwaway_home, tmp_path: 
     finally:
         for path in made:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_port_whose_last_connections_linger_in_time_wait_is_still_free():
+    """A restart keeps the cluster's port (and every URL copied from `strata db url`) although
+    the connections of the last run still linger in TIME_WAIT on it; a port someone listens on
+    is not free."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL listens
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    assert not embedded._port_is_free(port)
+    # The server's side closes first, as a server that shuts down does: its end of the
+    # connection, on the listening port, waits in TIME_WAIT.
+    accepted.close()
+    client.recv(1)
+    client.close()
+    listener.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the probe used to do
+    assert embedded._port_is_free(port)

@@ -92,7 +92,12 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether the server could listen on port. The probe binds as PostgreSQL does, with
+    SO_REUSEADDR: connections of the last run still in TIME_WAIT then do not count (a plain
+    bind fails on them, and the cluster would move to a new port on every quick restart),
+    while a socket listening on the port still does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
