@@ -40,6 +40,27 @@ def test_verify_usage_errors_are_one_sentence(ledger, tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+
+@pytest.mark.parametrize("change, message", [
+    (lambda cp: {"block": cp["block"]}, "the checkpoint is not a strata-ledger-checkpoint/1 document"),
+    (lambda cp: {k: v for k, v in cp.items() if k != "hash"}, "the checkpoint has no 'hash'"),
+    (lambda cp: {**cp, "block": str(cp["block"])}, "the checkpoint's 'block' is not a block number"),
+    (lambda cp: {**cp, "size": -1}, "the checkpoint's 'size' is not a count of events"),
+    (lambda cp: {**cp, "signature": cp["signature"].upper()}, "the checkpoint's 'signature' is not 64 hex digits"),
+])
+def test_a_partial_or_mistyped_checkpoint_is_an_error_not_a_tamper_finding(ledger, tmp_path, change, message):
+    """Compared as it was, such a document read as a rewritten or truncated ledger; both the SQL
+    function and the CLI refuse it, with the same words."""
+    with psycopg.connect(auditor_url_of(ledger.url), autocommit=True) as conn:
+        checkpoint = change(conn.execute("SELECT audit.checkpoint()").fetchone()[0])
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
+            conn.execute("SELECT * FROM audit.verify_checkpoint(%s)", (json.dumps(checkpoint),))
+        assert refused.value.diag.message_primary == message
+    document = tmp_path / "checkpoint.json"
+    document.write_text(json.dumps(checkpoint))
+    result = run_cli("audit", "verify", "--checkpoint", str(document), url=ledger.url)
+    assert result.returncode == 2 and result.stderr == f"Error: {document}: {message}.\n", result.stderr
+
 def test_a_login_that_may_not_read_the_ledger_is_told_so(ledger):
     from test_ledger_support import app_url_of
 

@@ -19,7 +19,9 @@ import bisect
 import hashlib
 import hmac
 import json
+import re
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -240,10 +242,31 @@ def load_checkpoint(text: str) -> dict:
         raise ValueError(f"the checkpoint is not JSON ({err.msg} at line {err.lineno})") from err
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"the checkpoint is not a {CHECKPOINT_FORMAT} document")
-    for key in ("block", "hash", "size", "root", "key_id", "signature"):
+    # The same rules as audit.verify_checkpoint(): a mistyped field is an error, not a finding.
+    for key, valid, wanted in _CHECKPOINT_FIELDS:
         if key not in data:
             raise ValueError(f"the checkpoint has no {key!r}")
+        if not valid(data[key]):
+            raise ValueError(f"the checkpoint's {key!r} is {wanted}")
     return data
+
+
+def _whole(low: int) -> Callable[[object], bool]:
+    return lambda v: type(v) is int and low <= v < 10**18
+
+
+def _hex64(v: object) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None
+
+
+_CHECKPOINT_FIELDS = (
+    ("block", _whole(1), "not a block number"),
+    ("hash", _hex64, "not 64 hex digits"),
+    ("size", _whole(0), "not a count of events"),
+    ("root", _hex64, "not 64 hex digits"),
+    ("key_id", lambda v: isinstance(v, str) and v != "", "not a key id"),
+    ("signature", _hex64, "not 64 hex digits"),
+)
 
 
 class Verifier:

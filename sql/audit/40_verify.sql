@@ -328,11 +328,38 @@ CREATE FUNCTION audit.verify_checkpoint(p_checkpoint jsonb)
     STABLE
     LANGUAGE plpgsql
 AS $$
+-- A document that is not a whole checkpoint is refused with an error, as `strata audit
+-- verify --checkpoint` refuses it: compared as it is, a missing or mistyped field would read as
+-- a rewritten or truncated ledger, a tamper alarm about a typo.
 DECLARE
     v_block audit.blocks;
-    v_no bigint := (p_checkpoint ->> 'block')::bigint;
+    v_no bigint;
     v_last bigint;
+    v_problem text;
 BEGIN
+    v_problem := CASE
+        WHEN p_checkpoint IS NULL OR pg_catalog.jsonb_typeof(p_checkpoint) <> 'object'
+             OR p_checkpoint ->> 'format' IS DISTINCT FROM 'strata-ledger-checkpoint/1'
+            THEN 'the checkpoint is not a strata-ledger-checkpoint/1 document'
+        ELSE (SELECT CASE WHEN p_checkpoint ? f.key THEN pg_catalog.format('the checkpoint''s ''%s'' is %s', f.key, f.wanted)
+                          ELSE pg_catalog.format('the checkpoint has no ''%s''', f.key) END
+                FROM (VALUES (1, 'block', 'number', '^[1-9][0-9]{0,17}$', 'not a block number'),
+                             (2, 'hash', 'string', '^[0-9a-f]{64}$', 'not 64 hex digits'),
+                             (3, 'size', 'number', '^[0-9]{1,18}$', 'not a count of events'),
+                             (4, 'root', 'string', '^[0-9a-f]{64}$', 'not 64 hex digits'),
+                             (5, 'key_id', 'string', '^.+$', 'not a key id'),
+                             (6, 'signature', 'string', '^[0-9a-f]{64}$', 'not 64 hex digits'))
+                     AS f (n, key, json_type, pattern, wanted)
+               WHERE pg_catalog.jsonb_typeof(p_checkpoint -> f.key) IS DISTINCT FROM f.json_type
+                  OR (p_checkpoint ->> f.key) !~ f.pattern
+               ORDER BY f.n
+               LIMIT 1)
+    END;
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', v_problem USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Pass the document audit.checkpoint() or strata audit checkpoint wrote, unchanged.';
+    END IF;
+    v_no := (p_checkpoint ->> 'block')::bigint;
     SELECT * INTO v_block FROM audit.blocks AS b WHERE b.block_no = v_no;
     IF v_block.block_no IS NULL THEN
         SELECT pg_catalog.max(b.block_no) INTO v_last FROM audit.blocks AS b;
@@ -352,7 +379,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION audit.verify_checkpoint(jsonb) IS
-    'Checks a checkpoint from audit.checkpoint() against the ledger: the block it names must still exist unchanged.';
+    'Checks a checkpoint from audit.checkpoint() against the ledger: the block it names must still exist unchanged. '
+    'A document that is not a whole checkpoint is an error (22023), not a finding.';
 
 GRANT EXECUTE ON FUNCTION audit.block_signature_status(bigint), audit.event_block(xid8), audit.unsealed(),
     audit.verify(uuid), audit.checkpoint(), audit.verify_checkpoint(jsonb) TO strata_auditor;
