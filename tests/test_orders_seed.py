@@ -157,6 +157,8 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     assert statuses >= {"pending", "paid", "delivered"}, statuses
     assert captured == 60
     assert_verifies(url)
+    with psycopg.connect(url) as conn:  # the seed seals its own last transactions before it ends
+        assert conn.execute("SELECT events FROM audit.unsealed()").fetchone()[0] == 0
 
     # The hint a person is given works pasted into psql, as the superuser `strata db psql` is
     # (psql commits each statement on its own): it shows demo-1's orders only.
@@ -198,6 +200,8 @@ def test_bulk_path_keeps_every_rule_and_the_api_carries_on(databases):
     assert loads == (3, 3600, "ORD-000001"), "one honest ledger event per batch, naming what it loaded"
     assert catalog == {"customer": 180, "product": 36}, catalog
     assert per_row == 0, "the bulk path wrote no per-row events"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT events FROM audit.unsealed()").fetchone()[0] == 0
     assert span.days >= 360, "orders spread over the past year"
     assert_verifies(url)
 

@@ -101,6 +101,8 @@ def test_tenant_create_and_list_through_the_cli(db_url: str):
     first = run_cli("tenant", "create", "Cli Co", "--slug", slug, "--admin", "Boss@Cli.test", url=db_url)
     assert first.returncode == 0, first.stderr
     assert f"Organization {slug} created" in first.stdout
+    with psycopg.connect(db_url) as conn:  # sealed before the command ends, not left to the next write
+        assert conn.execute("SELECT events FROM audit.unsealed()").fetchone()[0] == 0
     again = run_cli("tenant", "create", "Cli Co", "--slug", slug, "--admin", "boss@cli.test", url=db_url)
     assert again.returncode == 0 and "Nothing to do" in again.stdout
     clash = run_cli("tenant", "create", "Other Co", "--slug", slug, "--admin", "x@cli.test", url=db_url)

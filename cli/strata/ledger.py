@@ -571,6 +571,21 @@ def verify(conn: psycopg.Connection, tenant: UUID | None = None, checkpoint: dic
     return Verifier(conn, tenant, checkpoint).run()
 
 
+def seal_what_committed(conn: psycopg.Connection) -> None:
+    """Seals every committed event now, when this login may (strata_owner): CLI commands that
+    write call it last. The commit-time seal leaves each transaction to the next one's, so in
+    a quiet database the command's own events would otherwise wait, and after an hour `strata
+    verify` would fail on them. A login that may not seal, or a seal lock another session
+    holds, leaves them to the next write or `strata audit seal`, as before."""
+    if not conn.execute("SELECT to_regprocedure('audit.seal()') IS NOT NULL"
+                        " AND pg_catalog.has_function_privilege('audit.seal()', 'EXECUTE')").fetchone()[0]:
+        return
+    try:
+        conn.execute("SELECT audit.seal()")
+    except psycopg.errors.LockNotAvailable:
+        pass
+
+
 def checkpoint(conn: psycopg.Connection) -> dict | None:
     """The signed head of the ledger, as audit.checkpoint() exports it."""
     row = conn.execute("SELECT audit.checkpoint()").fetchone()

@@ -45,6 +45,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import dict_row
 
+from strata.ledger import seal_what_committed
 from strata.connection import connect
 from strata.errors import ConfigurationError, StrataError
 
@@ -224,6 +225,7 @@ def seed_tenants(url: str, plan: list[TenantSeed], *, mode: str = "auto", with_l
     with connect(url) as conn:
         for tenant in plan:
             _count(conn, tenant)
+        seal_what_committed(conn)
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from psycopg.rows import dict_row
 
+from strata.ledger import seal_what_committed
 from strata.context import Context, pass_context
 from strata.errors import CheckFailed
 from strata.output import emit_json, option_json, say, table
@@ -34,6 +35,9 @@ def create(ctx: Context, name: str, slug: str, admin_email: str, admin_name: str
             "SELECT * FROM core.create_tenant(%s, %s, %s, %s, %s)", (name, slug, admin_email, admin_name, tier)
         ).fetchone()
         conn.commit()
+        if result["succeeded"]:
+            seal_what_committed(conn)
+            conn.commit()
     if as_json:
         emit_json(result)
     elif result["succeeded"]:
