@@ -231,6 +231,28 @@ def test_pay_and_cancel_in_flight_together_end_as_the_first_to_reach_the_order_d
     assert (final["reserved"], final["onHand"], final["inOrders"]) == (0, 100, 0)
 
 
+
+def test_a_refused_status_change_holds_no_lock_on_the_order(db_url: str, app_url: str):
+    """Permission comes before the order's row lock: a viewer's refused status change, in a
+    transaction still open, does not make a writer wait for the order."""
+    slug, admin = _tenant(db_url, "refused-lock")
+    call(app_url, slug, admin, "create_user", {"email": "vera@viewers.test", "name": "Vera", "role": "viewer"},
+         expect="created")
+    call(app_url, slug, admin, "create_product", {"sku": "LOCKED", "name": "Held", "price": 3, "stock": 5}, expect="created")
+    order = call(app_url, slug, admin, "create_order",
+                 {"customer": "CUS-000001", "items": [{"product": "LOCKED", "quantity": 1}]}, expect="created")
+    with psycopg.connect(app_url) as viewer:  # its transaction stays open until the writer is done
+        viewer.execute("SELECT app.set_context(%s, %s)", (slug, "vera@viewers.test"))
+        refused = viewer.execute("SELECT status FROM app.update_order_status(%s)", (json.dumps(
+            {"order": order["identifier"], "status": "shipped", "version": order["version"]}),)).fetchone()[0]
+        assert refused == "forbidden:orders.fulfil"
+        with psycopg.connect(app_url) as writer:
+            writer.execute("SET lock_timeout = '2s'")
+            writer.execute("SELECT app.set_context(%s, %s)", (slug, admin))
+            cancelled = writer.execute("SELECT status FROM app.cancel_order(%s)", (json.dumps(
+                {"order": order["identifier"], "reason": "Changed my mind"}),)).fetchone()[0]
+        assert cancelled == "updated"
+
 def test_concurrent_orders_get_unique_gapless_identifiers(db_url: str, app_url: str):
     slug, admin = _tenant(db_url, "gapless")
     for sku in ("A", "B", "C"):
