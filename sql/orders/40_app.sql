@@ -66,7 +66,8 @@ AS $$
         "permission": "products.manage",
         "fields": [
             {"name": "sku", "type": "string", "required": true, "max_length": 64, "case": "upper",
-             "pattern": "^[A-Z0-9][A-Z0-9._-]*$", "pattern_message": "sku may hold letters, digits and . _ - only"},
+             "pattern": "^(?![0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$)[A-Z0-9][A-Z0-9._-]*$",
+             "pattern_message": "sku may hold letters, digits and . _ - only, and may not be shaped like a UUID (a reference in that shape is an id)"},
             {"name": "name", "type": "string", "required": true, "max_length": 200},
             {"name": "price", "type": "decimal", "required": true, "min": 0, "max": 1000000000, "scale": 2},
             {"name": "stock", "type": "integer", "min": 0, "max": 100000000, "default": 0},
@@ -165,7 +166,7 @@ AS $$
              "items": {"type": "object", "fields": [
                  {"name": "product", "type": "reference", "entity": "product", "required": true},
                  {"name": "quantity", "type": "integer", "required": true, "min": 1, "max": 10000}]}},
-            {"name": "idempotency_key", "type": "string", "max_length": 200},
+            {"name": "idempotency_key", "type": "string", "min_length": 1, "max_length": 200},
             {"name": "notes", "type": "string", "max_length": 2000}
         ]}'::jsonb
 $$;

@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(141);
+SELECT plan(144);
 
 DO $$
 BEGIN
@@ -63,6 +63,8 @@ SELECT is((app.create_product('{"sku": "X", "name": "X", "price": 1.005}')).stat
 SELECT is((app.create_product('{"sku": "X", "name": "X", "price": -1}')).status, 'validation:out_of_range', 'create_product: no negative price');
 SELECT is((app.create_product('{"sku": "no spaces", "name": "X", "price": 1}')).status, 'validation:invalid_format', 'create_product: SKU characters');
 SELECT is((app.create_product('{"sku": "X", "name": "X", "price": 1, "stock": -1}')).status, 'validation:out_of_range', 'create_product: no negative stock');
+SELECT is((app.create_product('{"sku": "01a205f2-0000-7000-8000-000000000001", "name": "X", "price": 1}')).status, 'validation:invalid_format',
+          'create_product: a SKU shaped like a UUID is refused (references in that shape are ids, so it could never be named)');
 
 -- restock_product
 SELECT results_eq($$SELECT status, updated_fields FROM app.restock_product('{"product": "WIDGET-1", "quantity": 5}')$$,
@@ -93,6 +95,10 @@ SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "G
 SELECT is((app.create_order('{"customer": "CUS-000001", "items": {"product": "GADGET"}}')).status, 'validation:invalid_type', 'create_order: items must be an array');
 SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 1, "price": 0}]}')).status, 'validation:unknown_field', 'create_order: a client cannot set the price');
 SELECT is((app.create_order('{"items": [{"product": "GADGET", "quantity": 1}]}')).status, 'validation:required', 'create_order: missing customer');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 1}], "idempotency_key": ""}')).status,
+          'validation:required', 'create_order: an empty idempotency key is refused (it would match every other empty key)');
+SELECT is((app.create_order('{"customer": "CUS-000001", "items": [{"product": "GADGET", "quantity": 1}], "idempotency_key": "  "}')).status,
+          'validation:required', 'create_order: a blank idempotency key is empty once trimmed');
 SELECT is(pg_temp.totals(), '1 orders, 4 reserved, 0 payments', 'create_order: refusals reserved and wrote nothing');
 
 -- add_order_item
