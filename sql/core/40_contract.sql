@@ -11,7 +11,8 @@
      string    trimmed; min_length (1 if required), max_length (default 1000), pattern,
                case ("upper" or "lower")
      email     trimmed and lower-cased; at most 254 characters
-     integer   a JSON number without fraction; min, max (default: the int4 range)
+     integer   a JSON number without fraction (2.0 counts, cleaned to 2); min, max (default:
+               the int4 range)
      decimal   a JSON number; min, max, scale (most digits after the point)
      boolean, uuid
      reference an entity's id or identifier: a non-empty string of at most 200 characters
@@ -115,7 +116,10 @@ BEGIN
                        coalesce(p_field ->> 'min', CASE v_type WHEN 'integer' THEN '-2147483648' ELSE '-infinity' END),
                        coalesce(p_field ->> 'max', CASE v_type WHEN 'integer' THEN '2147483647' ELSE '1e15' END))));
         END IF;
-        RETURN pg_catalog.jsonb_build_object('value', p_value);
+        -- A whole number written with a fraction (2.0, as some JSON writers put it) is cleaned
+        -- to 2, so the code behind the contract can cast it to integer.
+        RETURN pg_catalog.jsonb_build_object('value', CASE WHEN v_type = 'integer' THEN pg_catalog.to_jsonb(pg_catalog.trunc(v_num))
+                                                            ELSE p_value END);
     ELSIF v_type = 'boolean' THEN
         IF v_kind <> 'boolean' THEN
             RETURN pg_catalog.jsonb_build_object('error', core.field_error(p_path, 'invalid_type', p_path || ' must be true or false'));
@@ -390,13 +394,14 @@ BEGIN
         IF p_field ? 'min' OR v_type = 'integer' THEN
             v_checks := v_checks || pg_catalog.format('%s >= %L::numeric', v_number, coalesce(p_field ->> 'min', '-2147483648'));
         END IF;
+        value := v_json;
         IF v_type = 'integer' THEN
             v_checks := v_checks || pg_catalog.format('%1$s = pg_catalog.trunc(%1$s)', v_number);
+            value := pg_catalog.format('pg_catalog.to_jsonb(pg_catalog.trunc(%s))', v_number);  -- 2.0 is 2, as in validate_value
         ELSIF p_field ? 'scale' THEN
             v_checks := v_checks || pg_catalog.format('NOT (pg_catalog.scale(%1$s) > %2$s AND %1$s <> pg_catalog.round(%1$s, %2$s))',
                                                       v_number, (p_field ->> 'scale')::integer);
         END IF;
-        value := v_json;
     ELSIF v_type = 'boolean' THEN
         v_kind := 'boolean';
         value := v_json;

@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(144);
+SELECT plan(146);
 
 DO $$
 BEGIN
@@ -269,5 +269,10 @@ SELECT is(pg_temp.document_keys('app.v_product_inventory', false),
           'v_product_inventory: the keys of a product');
 SELECT is(pg_temp.document_keys('app.v_revenue_by_product', false),
           '{id,name,orderCount,refreshedAt,revenue,sku,unitsSold}'::text[], 'v_revenue_by_product: the keys of a product''s revenue');
+
+-- A whole number written with a fraction, as some JSON writers put 2: it is 2, not a failed cast.
+SELECT lives_ok($$SELECT app.set_context('shop', 'owner@shop.test')$$, 'the owner again');
+SELECT matches((SELECT r.status || ': ' || r.message FROM app.restock_product('{"product": "FREE", "quantity": 2.0}') AS r),
+               '^updated: Restocked FREE by 2; ', 'restock_product: a quantity of 2.0 is the whole number 2');
 SELECT * FROM finish();
 ROLLBACK;
