@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(146);
+SELECT plan(151);
 
 DO $$
 BEGIN
@@ -274,5 +274,25 @@ SELECT is(pg_temp.document_keys('app.v_revenue_by_product', false),
 SELECT lives_ok($$SELECT app.set_context('shop', 'owner@shop.test')$$, 'the owner again');
 SELECT matches((SELECT r.status || ': ' || r.message FROM app.restock_product('{"product": "FREE", "quantity": 2.0}') AS r),
                '^updated: Restocked FREE by 2; ', 'restock_product: a quantity of 2.0 is the whole number 2');
+
+-- Prices and quantities are each in range, their product need not be: a line or an order total
+-- beyond numeric(12,2) is refused, naming the field, and reserves nothing; anything up to it can
+-- be paid in full.
+SELECT is((app.create_product('{"sku": "YACHT", "name": "Yacht", "price": 1000000000, "stock": 20}')).status, 'created',
+          'create_product: the highest price');
+SELECT results_eq($$SELECT r.status, r.errors #>> '{0,field}'
+                     FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "YACHT", "quantity": 10}]}') AS r$$,
+                  $$VALUES ('validation:out_of_range', 'items')$$, 'create_order: a total beyond 9999999999.99 is refused, naming the items');
+SELECT is((SELECT p.status
+             FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "YACHT", "quantity": 2}]}') AS o,
+                  LATERAL app.process_payment(jsonb_build_object('order', o.identifier, 'amount', 2000000000,
+                                                                 'method', 'bank_transfer', 'version', o.version)) AS p),
+          'updated', 'an order of 2000000000.00 is created and paid in full');
+SELECT results_eq($$SELECT a.status, a.errors #>> '{0,field}'
+                     FROM app.create_order('{"customer": "CUS-000001", "items": [{"product": "YACHT", "quantity": 1}]}') AS o,
+                          LATERAL app.add_order_item(jsonb_build_object('order', o.identifier, 'product', 'YACHT', 'quantity', 9,
+                                                                        'version', o.version)) AS a$$,
+                  $$VALUES ('validation:out_of_range', 'quantity')$$, 'add_order_item: a line beyond 9999999999.99 is refused, naming the quantity');
+SELECT is(pg_temp.stock('YACHT'), '20/3/17', 'the refused order and line reserved nothing');
 SELECT * FROM finish();
 ROLLBACK;

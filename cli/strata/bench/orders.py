@@ -506,7 +506,7 @@ def _validate(payload: dict, contract: dict) -> None:
         elif kind == "method":
             ok = value in ("card", "bank_transfer", "cash", "wallet")
         elif kind == "amount":
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e9
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 9_999_999_999.99
                   and Decimal(str(value)).as_tuple().exponent >= -2)
         else:  # items
             ok = isinstance(value, list) and 1 <= len(value) <= 100 and all(
