@@ -247,20 +247,33 @@ $$;
 COMMENT ON FUNCTION core.reserve_stock(jsonb) IS
     'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any, and the lines'' units and total.';
 
-CREATE FUNCTION core.order_total_too_large(p_field text, p_id uuid DEFAULT NULL, p_identifier text DEFAULT NULL,
-                                          p_version integer DEFAULT NULL)
+CREATE FUNCTION core.max_order_total()
+    RETURNS numeric
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    SELECT 1000000000.00
+$$;
+COMMENT ON FUNCTION core.max_order_total() IS
+    'The most an order may total: the largest payment app.process_payment takes, so every order can be paid in full.';
+
+CREATE FUNCTION core.order_total_too_large(p_field text, p_total numeric, p_id uuid DEFAULT NULL,
+                                          p_identifier text DEFAULT NULL, p_version integer DEFAULT NULL)
     RETURNS app.mutation_result
     IMMUTABLE
     LANGUAGE sql
 AS $$
     SELECT core.result_refused('validation:out_of_range',
-                               'An order or one of its lines may total at most 9999999999.99.', 'order',
+                               pg_catalog.format('An order may total at most %s, the largest payment; this one would total %s.',
+                                                 core.max_order_total(), p_total),
+                               'order',
                                pg_catalog.jsonb_build_array(core.field_error(p_field, 'out_of_range',
-                                   p_field || ' would bring a line or the order above 9999999999.99')),
+                                   pg_catalog.format('%s would bring the order total above %s', p_field, core.max_order_total()))),
                                p_id, p_identifier, p_version)
 $$;
-COMMENT ON FUNCTION core.order_total_too_large(text, uuid, text, integer) IS
-    'The refusal of an order whose total or a line''s total would not fit numeric(12,2) (prices and quantities are each in range, their product need not be).';
+COMMENT ON FUNCTION core.order_total_too_large(text, numeric, uuid, text, integer) IS
+    'The refusal of an order that would total more than core.max_order_total() (prices and quantities are each in range, their product need not be).';
 
 CREATE FUNCTION core.create_order(
     p_customer text,
@@ -328,6 +341,10 @@ BEGIN
             RETURN core.result_refused('conflict:insufficient_stock', v_reserved.shortfalls -> 0 ->> 'message', 'order',
                                        v_reserved.shortfalls);
         END IF;
+        IF v_reserved.total > core.max_order_total() THEN
+            -- Raised, not returned: the handler below runs after the reservation is undone.
+            RAISE EXCEPTION USING ERRCODE = 'numeric_value_out_of_range';
+        END IF;
         INSERT INTO orders.tb_order (tenant_id, identifier, fk_customer, item_count, total_amount, notes, idempotency_key)
         VALUES (v_tenant, core.next_identifier('order', 'ORD-'), v_customer.pk, v_reserved.units, v_reserved.total,
                 p_notes, p_idempotency_key)
@@ -338,8 +355,7 @@ BEGIN
           FROM pg_catalog.jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, o)
           JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (x.l ->> 'pk')::bigint;
     EXCEPTION WHEN numeric_value_out_of_range THEN
-        -- A line's or the order's total does not fit its column; the reservation is undone.
-        RETURN core.order_total_too_large('items');
+        RETURN core.order_total_too_large('items', v_reserved.total);
     WHEN unique_violation THEN
         -- A concurrent call with the same idempotency key committed first. This block's
         -- reservation and order number were rolled back with it; answer with that order.
@@ -459,6 +475,7 @@ DECLARE
     v_order   orders.tb_order;
     v_product record;
     v_short   jsonb;
+    v_total   numeric;
     v_before  jsonb;
     v_after   jsonb;
 BEGIN
@@ -479,38 +496,45 @@ BEGIN
     IF v_product.pk IS NULL THEN
         RETURN core.not_found('product', p_product);
     END IF;
-    -- A block, so that a line or order total too large for its column undoes the reservation
-    -- and is answered as a refusal.
-    BEGIN
-        v_short := (core.reserve_stock(pg_catalog.jsonb_build_array(
-            pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')))).shortfalls;
-        IF v_short <> '[]' THEN
-            RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short,
-                                       v_order.id, v_order.identifier, v_order.version);
-        END IF;
-        v_before := core.order_data(v_order.id);
-        -- The same product again makes its line longer, at the price it was first ordered at.
-        UPDATE orders.tb_order_item AS it
-           SET quantity = it.quantity + p_quantity, line_total = (it.quantity + p_quantity) * it.unit_price
-         WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order AND it.fk_product = v_product.pk;
-        IF NOT FOUND THEN
-            INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
-            SELECT v_tenant, v_order.identifier || '-' || n.next_line, v_order.pk_order, p.pk_product, n.next_line,
-                   p_quantity, p.price, p.price * p_quantity
-              FROM orders.tb_product AS p,
-                   (SELECT coalesce(pg_catalog.max(it.line_number), 0) + 1 AS next_line
-                      FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS n
-             WHERE p.tenant_id = v_tenant AND p.pk_product = v_product.pk;
-        END IF;
-        UPDATE orders.tb_order AS o
-           SET item_count = t.units, total_amount = t.total
-          FROM (SELECT pg_catalog.sum(it.quantity)::integer AS units, pg_catalog.sum(it.line_total) AS total
-                  FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS t
-         WHERE o.tenant_id = v_tenant AND o.pk_order = v_order.pk_order
-        RETURNING o.version INTO v_order.version;
-    EXCEPTION WHEN numeric_value_out_of_range THEN
-        RETURN core.order_total_too_large('quantity', v_order.id, v_order.identifier, v_order.version);
-    END;
+    -- The order's new total, checked before anything is written. The product is locked first,
+    -- as reserve_stock will (the order is already locked), so its price cannot change between.
+    SELECT v_order.total_amount - coalesce(it.line_total, 0)
+           + coalesce(it.unit_price, p.price) * (coalesce(it.quantity, 0) + p_quantity) AS order_total
+      INTO v_total
+      FROM orders.tb_product AS p
+      LEFT JOIN orders.tb_order_item AS it
+        ON it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order AND it.fk_product = p.pk_product
+     WHERE p.tenant_id = v_tenant AND p.pk_product = v_product.pk
+       FOR UPDATE OF p;
+    IF v_total > core.max_order_total() THEN
+        RETURN core.order_total_too_large('quantity', v_total, v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_short := (core.reserve_stock(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')))).shortfalls;
+    IF v_short <> '[]' THEN
+        RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short,
+                                   v_order.id, v_order.identifier, v_order.version);
+    END IF;
+    v_before := core.order_data(v_order.id);
+    -- The same product again makes its line longer, at the price it was first ordered at.
+    UPDATE orders.tb_order_item AS it
+       SET quantity = it.quantity + p_quantity, line_total = (it.quantity + p_quantity) * it.unit_price
+     WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order AND it.fk_product = v_product.pk;
+    IF NOT FOUND THEN
+        INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
+        SELECT v_tenant, v_order.identifier || '-' || n.next_line, v_order.pk_order, p.pk_product, n.next_line,
+               p_quantity, p.price, p.price * p_quantity
+          FROM orders.tb_product AS p,
+               (SELECT coalesce(pg_catalog.max(it.line_number), 0) + 1 AS next_line
+                  FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS n
+         WHERE p.tenant_id = v_tenant AND p.pk_product = v_product.pk;
+    END IF;
+    UPDATE orders.tb_order AS o
+       SET item_count = t.units, total_amount = t.total
+      FROM (SELECT pg_catalog.sum(it.quantity)::integer AS units, pg_catalog.sum(it.line_total) AS total
+              FROM orders.tb_order_item AS it WHERE it.tenant_id = v_tenant AND it.fk_order = v_order.pk_order) AS t
+     WHERE o.tenant_id = v_tenant AND o.pk_order = v_order.pk_order
+    RETURNING o.version INTO v_order.version;
     v_after := core.order_data(v_order.id);
     RETURN core.result_success('updated', 'order', v_order.id, v_order.identifier, v_order.version, v_after,
                                core.changed_fields(v_before - ARRAY['version', 'updatedAt'], v_after - ARRAY['version', 'updatedAt']));

@@ -263,7 +263,7 @@ AS $$
         "permission": "orders.pay",
         "fields": [
             {"name": "order", "type": "reference", "entity": "order", "required": true},
-            {"name": "amount", "type": "decimal", "required": true, "min": 0, "max": 9999999999.99, "scale": 2},
+            {"name": "amount", "type": "decimal", "required": true, "min": 0, "max": 1000000000, "scale": 2},
             {"name": "method", "type": "enum", "required": true, "values": ["card", "bank_transfer", "cash", "wallet"]},
             {"name": "version", "type": "integer", "required": true, "min": 1}
         ]}'::jsonb
