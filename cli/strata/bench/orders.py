@@ -483,11 +483,16 @@ class OrmClient:
 MAX_ORDER_TOTAL = Decimal("1000000000.00")  # core.max_order_total(), the largest payment
 
 # The input contracts, as the app functions declare them (app.describe), checked in Python.
-CREATE_ORDER = {"customer": ("reference", True), "items": ("items", True), "idempotency_key": ("string:200", False),
+CREATE_ORDER = {"customer": ("reference", True), "items": ("items", True), "idempotency_key": ("key:200", False),
                 "notes": ("string:2000", False)}
 PROCESS_PAYMENT = {"order": ("reference", True), "amount": ("amount", True), "method": ("method", True),
                    "version": ("version", True)}
 CANCEL_ORDER = {"order": ("reference", True), "reason": ("string:500", True), "version": ("version", False)}
+
+
+def _whole(value) -> bool:
+    """A whole number, 2.0 included, as the contracts' integer fields take it."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 
 def _validate(payload: dict, contract: dict) -> None:
@@ -505,8 +510,10 @@ def _validate(payload: dict, contract: dict) -> None:
             ok = isinstance(value, str) and 0 < len(value) <= 200
         elif kind.startswith("string:"):
             ok = isinstance(value, str) and len(value.strip()) <= int(kind.split(":")[1])
+        elif kind.startswith("key:"):  # a string that may not be empty once trimmed
+            ok = isinstance(value, str) and 0 < len(value.strip()) <= int(kind.split(":")[1])
         elif kind == "version":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            ok = _whole(value) and value >= 1
         elif kind == "method":
             ok = value in ("card", "bank_transfer", "cash", "wallet")
         elif kind == "amount":
@@ -515,8 +522,8 @@ def _validate(payload: dict, contract: dict) -> None:
         else:  # items
             ok = isinstance(value, list) and 1 <= len(value) <= 100 and all(
                 isinstance(i, dict) and set(i) <= {"product", "quantity"} and isinstance(i.get("product"), str)
-                and 0 < len(i["product"]) <= 200 and isinstance(i.get("quantity"), int)
-                and not isinstance(i["quantity"], bool) and 1 <= i["quantity"] <= 10000 for i in value)
+                and 0 < len(i["product"]) <= 200 and _whole(i.get("quantity")) and 1 <= i["quantity"] <= 10000
+                for i in value)
         if not ok:
             errors.append(f"{name}: invalid")
     if errors:
