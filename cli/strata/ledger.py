@@ -571,19 +571,20 @@ def verify(conn: psycopg.Connection, tenant: UUID | None = None, checkpoint: dic
     return Verifier(conn, tenant, checkpoint).run()
 
 
-def seal_what_committed(conn: psycopg.Connection) -> None:
-    """Seals every committed event now, when this login may (strata_owner): CLI commands that
-    write call it last. The commit-time seal leaves each transaction to the next one's, so in
-    a quiet database the command's own events would otherwise wait, and after an hour `strata
-    verify` would fail on them. A login that may not seal, or a seal lock another session
-    holds, leaves them to the next write or `strata audit seal`, as before."""
-    if not conn.execute("SELECT to_regprocedure('audit.seal()') IS NOT NULL"
-                        " AND pg_catalog.has_function_privilege('audit.seal()', 'EXECUTE')").fetchone()[0]:
-        return
+def seal_what_committed(conn: psycopg.Connection) -> bool:
+    """Seals every committed event now, in a transaction of its own, and says whether it did.
+    CLI commands that write call it last: the commit-time seal leaves each transaction to the
+    next one's, so in a quiet database the command's own events would otherwise wait, and after
+    an hour `strata verify` would fail on them. Best effort, after the command's work has
+    committed: a login that may not seal (only strata_owner may), a seal lock another session
+    holds for longer than audit.seal()'s 10 s lock_timeout, or any other error leaves them to
+    the next write or `strata audit seal`."""
     try:
-        conn.execute("SELECT audit.seal()")
-    except psycopg.errors.LockNotAvailable:
-        pass
+        with conn.transaction():
+            conn.execute("SELECT audit.seal()")
+    except psycopg.Error:
+        return False
+    return True
 
 
 def checkpoint(conn: psycopg.Connection) -> dict | None:

@@ -11,10 +11,11 @@
    the Strata commands lock an order's products (pk order) before they add lines or move the
    order in or out of open, so the rows here change under the product locks they already hold.
    A bulk load with triggers off must end with core.recount_open_orders(), and so must one
-   statement that closes or deletes an open order and removes its lines together (a
-   data-modifying WITH): each trigger fires at the end of the statement and reads the other
-   table as the statement left it, the order's trigger finding no lines and the lines' finding
-   the order closed, so neither takes the order off its products' counts. */
+   statement that changes both an order's open state and its lines (a data-modifying WITH):
+   each trigger fires at the end of the statement and reads the other table as the statement
+   left it. Closing an order and removing its lines, the order's trigger finds no lines and
+   the lines' trigger finds the order closed, so the count stays high; closing it and adding a
+   line takes one too many off (or fails the CHECK at zero). */
 
 -- PL/pgSQL, not SQL, for these two helpers: the triggers call them on every order write, and
 -- a SQL function called from PL/pgSQL is planned on each call (about 100 µs here) while

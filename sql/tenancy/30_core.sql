@@ -67,8 +67,8 @@ BEGIN
         '{"fields": [
             {"name": "name", "type": "string", "required": true, "max_length": 200},
             {"name": "slug", "type": "string", "required": true, "max_length": 63,
-             "pattern": "^[a-z0-9][a-z0-9-]{1,62}$",
-             "pattern_message": "slug must be 2-63 lower-case letters, digits and dashes, starting with a letter or digit"},
+             "pattern": "^(?![0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)[a-z0-9][a-z0-9-]{1,62}$",
+             "pattern_message": "slug must be 2-63 lower-case letters, digits and dashes, starting with a letter or digit, and not shaped like a UUID (a tenant named in that shape is taken by its id)"},
             {"name": "admin_email", "type": "email", "required": true},
             {"name": "admin_name", "type": "string", "max_length": 200},
             {"name": "subscription_tier", "type": "enum", "values": ["free", "team", "business", "enterprise"], "default": "free"}

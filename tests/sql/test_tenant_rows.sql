@@ -2,9 +2,13 @@
 -- authors on insert, version + 1 and who and when on a real change, nothing on a no-op
 -- update (and then no ledger event either), tenant_id and id immutable.
 BEGIN;
-SELECT plan(11);
+SELECT plan(13);
 
 SELECT is((core.create_tenant('Rows Inc', 'rows', 'rae@r.test', 'Rae Rows')).status, 'created', 'a tenant to write in');
+SELECT is((core.create_tenant('Uuid Co', '01a205f2-0000-7000-8000-000000000001', 'u@u.test')).status, 'validation:invalid_format',
+          'a slug shaped like a UUID is refused: set_context would take it for an id');
+SELECT is((core.create_tenant('Uuid Co', '01a205f2-0000-7000-8000-000000000001-eu', 'u@u.test')).status, 'created',
+          'a slug that only starts like a UUID is fine');
 CREATE TEMP TABLE fixture ON COMMIT DROP AS
 SELECT u.tenant_id AS tenant, u.id AS admin FROM tenancy.tb_user AS u WHERE u.email = 'rae@r.test';
 SELECT set_config('strata.tenant_id', tenant::text, true), set_config('strata.actor_id', admin::text, true) FROM fixture;

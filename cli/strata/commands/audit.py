@@ -164,11 +164,9 @@ def checkpoint(ctx: Context, out: Path | None) -> None:
     that was cut off or rewritten since. Seals pending events first when this login may.
     """
     with ctx.connect() as conn:
-        try:
-            with conn.transaction():
-                conn.execute("SELECT audit.seal()")
-        except psycopg.errors.InsufficientPrivilege:
-            notice("this login may not seal, so the checkpoint covers the newest block sealed so far.")
+        if not ledger.seal_what_committed(conn):
+            notice("could not seal now (this login may not seal, or another session held the seal lock), "
+                   "so the checkpoint covers the newest block sealed so far.")
         data = ledger.checkpoint(conn)
     if data is None:
         raise CheckFailed("The ledger has no sealed block yet, so there is nothing to checkpoint.")
