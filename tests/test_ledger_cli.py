@@ -40,7 +40,6 @@ def test_verify_usage_errors_are_one_sentence(ledger, tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-
 @pytest.mark.parametrize("change, message", [
     (lambda cp: {"block": cp["block"]}, "the checkpoint is not a strata-ledger-checkpoint/1 document"),
     (lambda cp: {k: v for k, v in cp.items() if k != "hash"}, "the checkpoint has no 'hash'"),
@@ -60,6 +59,7 @@ def test_a_partial_or_mistyped_checkpoint_is_an_error_not_a_tamper_finding(ledge
     document.write_text(json.dumps(checkpoint))
     result = run_cli("audit", "verify", "--checkpoint", str(document), url=ledger.url)
     assert result.returncode == 2 and result.stderr == f"Error: {document}: {message}.\n", result.stderr
+
 
 def test_a_login_that_may_not_read_the_ledger_is_told_so(ledger):
     from test_ledger_support import app_url_of

@@ -231,7 +231,6 @@ def test_pay_and_cancel_in_flight_together_end_as_the_first_to_reach_the_order_d
     assert (final["reserved"], final["onHand"], final["inOrders"]) == (0, 100, 0)
 
 
-
 def test_a_refused_status_change_holds_no_lock_on_the_order(db_url: str, app_url: str):
     """Permission comes before the order's row lock: a viewer's refused status change, in a
     transaction still open, does not make a writer wait for the order."""
@@ -252,6 +251,7 @@ def test_a_refused_status_change_holds_no_lock_on_the_order(db_url: str, app_url
             cancelled = writer.execute("SELECT status FROM app.cancel_order(%s)", (json.dumps(
                 {"order": order["identifier"], "reason": "Changed my mind"}),)).fetchone()[0]
         assert cancelled == "updated"
+
 
 def test_concurrent_orders_get_unique_gapless_identifiers(db_url: str, app_url: str):
     slug, admin = _tenant(db_url, "gapless")

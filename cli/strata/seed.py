@@ -45,9 +45,9 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import dict_row
 
-from strata.ledger import seal_what_committed
 from strata.connection import connect
 from strata.errors import ConfigurationError, StrataError
+from strata.ledger import seal_what_committed
 
 # Above this many orders, mode="auto" takes the bulk path.
 APP_PATH_LIMIT = 5_000

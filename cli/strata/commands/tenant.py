@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from psycopg.rows import dict_row
 
-from strata.ledger import seal_what_committed
 from strata.context import Context, pass_context
 from strata.errors import CheckFailed
+from strata.ledger import seal_what_committed
 from strata.output import emit_json, option_json, say, table
 
 
