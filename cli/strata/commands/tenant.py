@@ -37,7 +37,6 @@ def create(ctx: Context, name: str, slug: str, admin_email: str, admin_name: str
         conn.commit()
         if result["succeeded"]:
             seal_what_committed(conn)
-            conn.commit()
     if as_json:
         emit_json(result)
     elif result["succeeded"]:
