@@ -128,9 +128,13 @@ BEGIN
     END IF;
 
     -- NOTE: app views are security_invoker, so their readers need SELECT on the tables under
-    -- them; RLS limits that to the tenant in context. Writes go only through app functions.
+    -- them; RLS limits that to the tenant in context. They get no USAGE on the table's schema
+    -- (revoked, because code layers before 2026-11-23 granted it), so they cannot name the
+    -- table and reach it only through the views: PostgreSQL checks USAGE when a name is
+    -- looked up, and a view's names were looked up when it was created. Writes go only
+    -- through app functions.
+    EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM strata_app, strata_readonly', v_schema);
     IF p_readable THEN
-        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO strata_app, strata_readonly', v_schema);
         EXECUTE pg_catalog.format('GRANT SELECT ON %s TO strata_app, strata_readonly', p_table);
     END IF;
 END

@@ -207,7 +207,18 @@ BEGIN
       JOIN pg_catalog.pg_roles AS r ON r.oid = x.grantee
      WHERE n.nspname IN ('core', 'app', 'audit', 'tenancy', 'orders', 'work', 'content')
        AND r.rolname IN ('strata_app', 'strata_readonly', 'strata_auditor')
-       AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE');
+       AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    UNION ALL
+    -- They hold SELECT on the tables under app's security_invoker views; without USAGE on
+    -- the tables' schemas they reach those tables only through the views.
+    SELECT 'app roles use the app schema only', pg_catalog.format('%s on schema %s', r.rolname, n.nspname), false,
+           r.rolname || ' may name the tables under the app views and read them directly',
+           pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %I;', n.nspname, r.rolname)
+      FROM pg_catalog.pg_namespace AS n
+     CROSS JOIN pg_catalog.pg_roles AS r
+     WHERE n.nspname IN ('core', 'audit', 'tenancy', 'orders', 'work', 'content')
+       AND r.rolname IN ('strata_app', 'strata_readonly')
+       AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE');
 
     RETURN QUERY
     WITH strata_ns AS (

@@ -16,13 +16,15 @@ $$;
 CREATE FUNCTION pg_temp.in_orders() RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(format('%s:%s', sku, in_orders), ' ' ORDER BY sku) FROM app.v_product_inventory
 $$;
+-- Counted from the orders' own documents, through the views: strata_app cannot name the
+-- tables (migration 0009).
 CREATE FUNCTION pg_temp.counted() RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(format('%s:%s', p.sku,
-                             (SELECT count(*) FROM orders.tb_order_item AS it
-                                JOIN orders.tb_order AS o ON o.tenant_id = it.tenant_id AND o.pk_order = it.fk_order
-                               WHERE it.tenant_id = p.tenant_id AND it.fk_product = p.pk_product
-                                 AND o.status IN ('pending', 'paid'))), ' ' ORDER BY p.sku)
-      FROM orders.tb_product AS p
+                             (SELECT count(*) FROM app.v_order_details AS o
+                               WHERE o.status IN ('pending', 'paid')
+                                 AND EXISTS (SELECT 1 FROM jsonb_array_elements(o.data -> 'items') AS it
+                                              WHERE it ->> 'productId' = p.id::text))), ' ' ORDER BY p.sku)
+      FROM app.v_product_inventory AS p
 $$;
 CREATE FUNCTION pg_temp.version(p_order text) RETURNS integer LANGUAGE sql AS $$
     SELECT version FROM app.v_order_details WHERE identifier = p_order

@@ -1,6 +1,6 @@
 -- Tenant isolation, proven as a non-superuser login role granted strata_app (RLS binds it).
 BEGIN;
-SELECT plan(33);
+SELECT plan(36);
 
 -- Fixtures, as the superuser running the suite.
 CREATE FUNCTION pg_temp.rows_in(p_relation regclass)
@@ -47,6 +47,17 @@ SELECT c.oid::regclass FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.re
  WHERE n.nspname = 'app' AND c.relkind IN ('v', 'm');
 GRANT SELECT ON tenant_relations TO PUBLIC;
 
+-- The application role uses the app schema only: it cannot even name the tables under the
+-- views (migration 0009).
+SET LOCAL ROLE strata_test_app;
+SELECT throws_ok('SELECT 1 FROM tenancy.tb_user', '42501', 'permission denied for schema tenancy',
+                 'strata_app cannot name the tenancy tables');
+SELECT throws_ok('SELECT 1 FROM orders.tb_order', '42501', 'permission denied for schema orders',
+                 'strata_app cannot name the orders tables');
+-- It holds SELECT on them for the security_invoker views, so the policies must hold too. For
+-- this transaction only, the test role may name the tables, and the rest proves RLS itself.
+RESET ROLE;
+GRANT USAGE ON SCHEMA tenancy, orders TO strata_test_app;
 SET LOCAL ROLE strata_test_app;
 
 -- No context: nothing to read, nothing to write.
@@ -117,5 +128,7 @@ SELECT lives_ok($$SELECT app.set_context('iso-a', 'alice@a.test')$$, 'strata_rea
 SELECT is((SELECT count(*) FROM app.v_users)::int, 2, 'strata_readonly reads the tenant''s users');
 SELECT throws_ok($$SELECT app.create_user('{"email": "r@a.test", "name": "R"}')$$, '42501', NULL,
                  'strata_readonly cannot call mutations');
+SELECT throws_ok('SELECT 1 FROM orders.tb_order', '42501', 'permission denied for schema orders',
+                 'strata_readonly cannot name the tables under the views');
 SELECT * FROM finish();
 ROLLBACK;
