@@ -159,6 +159,12 @@ def test_app_path_seeds_through_the_api_and_if_empty_seeds_once(databases):
     assert_verifies(url)
     with psycopg.connect(url) as conn:  # the seed seals its own last transactions before it ends
         assert conn.execute("SELECT events FROM audit.unsealed()").fetchone()[0] == 0
+        # ... and analyzes what it wrote, so the planner and `strata inspect` know the row counts
+        never_analyzed = conn.execute(
+            "SELECT array_agg(oid::regclass::text ORDER BY 1) FROM pg_class"
+            " WHERE relnamespace IN ('orders'::regnamespace, 'tenancy'::regnamespace) AND relkind = 'r'"
+            " AND reltuples < 0").fetchone()[0]  # -1: never analyzed nor vacuumed
+    assert never_analyzed is None, never_analyzed
 
     # The hint a person is given works pasted into psql, as the superuser `strata db psql` is
     # (psql commits each statement on its own): it shows demo-1's orders only.
