@@ -313,7 +313,7 @@ def run(bench: Bench) -> list[Metric]:
     best = min(runs, key=lambda r: r.seconds)
     metrics.append(Metric("strata audit verify", round(best.events / best.seconds), "events/s", ">= 100000",
                           f"{best.events:,} events in {best.blocks} blocks, {best.seconds:.2f} s "
-                          f"(best of {len(runs)}; filling and sealing took {filled:.0f} s)"))
+                          f"(best of {len(runs)}; filling and sealing took {filled:.1f} s)"))
     if total != best.events:
         raise RuntimeError(f"verified {best.events} events of {total}")
     return metrics

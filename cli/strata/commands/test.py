@@ -65,7 +65,7 @@ def test(ctx: Context, files: tuple[Path, ...], as_json: bool) -> None:
             for failure in r.failures:
                 say(f"  not ok {failure}")
         total = sum(r.ran for r in results)
-        say(f"\n{len(results)} files, {total} tests: " + ("all passed." if not failed else f"{len(failed)} file(s) failed."))
+        say(f"\n{len(results)} {'file' if len(results) == 1 else 'files'}, {total} tests: " + ("all passed." if not failed else f"{len(failed)} file(s) failed."))
     if failed:
         raise CheckFailed(f"{len(failed)} pgTAP file(s) failed.")
 
