@@ -129,8 +129,8 @@ BEGIN
 
     -- NOTE: app views are security_invoker, so their readers need SELECT on the tables under
     -- them; RLS limits that to the tenant in context. They get no USAGE on the table's schema
-    -- (revoked, because code layers before 2026-11-23 granted it), so they cannot name the
-    -- table and reach it only through the views: PostgreSQL checks USAGE when a name is
+    -- (revoked, not just left out: earlier versions granted it), so they cannot name the
+    -- table and reach it only through the views. PostgreSQL checks USAGE when a name is
     -- looked up, and a view's names were looked up when it was created. Writes go only
     -- through app functions.
     EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM strata_app, strata_readonly', v_schema);
