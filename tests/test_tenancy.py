@@ -66,6 +66,8 @@ BREAKAGES = [
                  "views are security_invoker", "DROP VIEW app.v_leak", id="view-without-security-invoker"),
     pytest.param("GRANT USAGE ON SCHEMA orders TO strata_app", "strata_app on schema orders",
                  "app roles use the app schema only", "REVOKE USAGE ON SCHEMA orders FROM strata_app", id="app-role-schema-usage"),
+    pytest.param("GRANT USAGE ON SCHEMA orders TO PUBLIC", "strata_readonly on schema orders",
+                 "app roles use the app schema only", "REVOKE USAGE ON SCHEMA orders FROM PUBLIC", id="public-schema-usage"),
 ]
 
 

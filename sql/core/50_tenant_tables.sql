@@ -106,6 +106,11 @@ BEGIN
     IF NOT 'tenant_id' = ANY (v_has) THEN
         RAISE EXCEPTION '% has no tenant_id column', p_table USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- The app roles may use no schema but app, and this revokes USAGE on the table's schema.
+    IF v_schema = 'app' THEN
+        RAISE EXCEPTION '% is in the app schema; tenant tables belong in a bounded context''s schema (tenancy, orders, …)', p_table
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', p_table);
     EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', p_table);

@@ -213,7 +213,11 @@ BEGIN
     -- the tables' schemas they reach those tables only through the views.
     SELECT 'app roles use the app schema only', pg_catalog.format('%s on schema %s', r.rolname, n.nspname), false,
            r.rolname || ' may name the tables under the app views and read them directly',
-           pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %I;', n.nspname, r.rolname)
+           CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) AS x
+                              WHERE x.grantee = r.oid AND x.privilege_type = 'USAGE')
+                THEN pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM %I;', n.nspname, r.rolname)
+                ELSE pg_catalog.format('REVOKE USAGE ON SCHEMA %I FROM PUBLIC, or from the role through which %I has it', n.nspname, r.rolname)
+           END
       FROM pg_catalog.pg_namespace AS n
      CROSS JOIN pg_catalog.pg_roles AS r
      WHERE n.nspname IN ('core', 'audit', 'tenancy', 'orders', 'work', 'content')

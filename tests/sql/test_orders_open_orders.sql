@@ -17,7 +17,7 @@ CREATE FUNCTION pg_temp.in_orders() RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(format('%s:%s', sku, in_orders), ' ' ORDER BY sku) FROM app.v_product_inventory
 $$;
 -- Counted from the orders' own documents, through the views: strata_app cannot name the
--- tables (migration 0009).
+-- tables (core.setup_tenant_table).
 CREATE FUNCTION pg_temp.counted() RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(format('%s:%s', p.sku,
                              (SELECT count(*) FROM app.v_order_details AS o

@@ -48,7 +48,7 @@ SELECT c.oid::regclass FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.re
 GRANT SELECT ON tenant_relations TO PUBLIC;
 
 -- The application role uses the app schema only: it cannot even name the tables under the
--- views (migration 0009).
+-- views (core.setup_tenant_table).
 SET LOCAL ROLE strata_test_app;
 SELECT throws_ok('SELECT 1 FROM tenancy.tb_user', '42501', 'permission denied for schema tenancy',
                  'strata_app cannot name the tenancy tables');

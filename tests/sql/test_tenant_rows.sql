@@ -2,7 +2,7 @@
 -- authors on insert, version + 1 and who and when on a real change, nothing on a no-op
 -- update (and then no ledger event either), tenant_id and id immutable.
 BEGIN;
-SELECT plan(13);
+SELECT plan(14);
 
 SELECT is((core.create_tenant('Rows Inc', 'rows', 'rae@r.test', 'Rae Rows')).status, 'created', 'a tenant to write in');
 SELECT is((core.create_tenant('Uuid Co', '01a205f2-0000-7000-8000-000000000001', 'u@u.test')).status, 'validation:invalid_format',
@@ -53,5 +53,10 @@ SELECT is((SELECT version FROM tenancy.tb_user WHERE identifier = 'USR-ROWS'), (
 SELECT throws_ok($$UPDATE tenancy.tb_user SET id = core.uuid_v7() WHERE identifier = 'USR-ROWS'$$,
                  '23000', 'tenancy.tb_user: tenant_id and id never change', 'the id never changes');
 
+-- A tenant table in the app schema would take the app roles' USAGE on app away.
+CREATE TABLE app.tb_misplaced (tenant_id uuid NOT NULL, pk_misplaced bigint PRIMARY KEY);
+SELECT throws_ok($$SELECT core.setup_tenant_table('app.tb_misplaced')$$, '22023',
+                 'app.tb_misplaced is in the app schema; tenant tables belong in a bounded context''s schema (tenancy, orders, …)',
+                 'setup_tenant_table refuses a table in the app schema');
 SELECT * FROM finish();
 ROLLBACK;
