@@ -247,34 +247,6 @@ $$;
 COMMENT ON FUNCTION core.reserve_stock(jsonb) IS
     'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any, and the lines'' units and total.';
 
-CREATE FUNCTION core.max_order_total()
-    RETURNS numeric
-    IMMUTABLE
-    PARALLEL SAFE
-    LANGUAGE sql
-AS $$
-    SELECT 1000000000.00
-$$;
-COMMENT ON FUNCTION core.max_order_total() IS
-    'The most an order may total: the largest payment app.process_payment takes, so every order can be paid in full.';
-
-CREATE FUNCTION core.order_total_too_large(p_field text, p_total numeric, p_id uuid DEFAULT NULL,
-                                          p_identifier text DEFAULT NULL, p_version integer DEFAULT NULL)
-    RETURNS app.mutation_result
-    IMMUTABLE
-    LANGUAGE sql
-AS $$
-    SELECT core.result_refused('validation:out_of_range',
-                               pg_catalog.format('An order may total at most %s, the largest payment; this one would total %s.',
-                                                 core.max_order_total(), p_total),
-                               'order',
-                               pg_catalog.jsonb_build_array(core.field_error(p_field, 'out_of_range',
-                                   pg_catalog.format('%s would bring the order total above %s', p_field, core.max_order_total()))),
-                               p_id, p_identifier, p_version)
-$$;
-COMMENT ON FUNCTION core.order_total_too_large(text, numeric, uuid, text, integer) IS
-    'The refusal of an order that would total more than core.max_order_total() (prices and quantities are each in range, their product need not be).';
-
 CREATE FUNCTION core.create_order(
     p_customer text,
     p_items jsonb,

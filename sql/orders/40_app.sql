@@ -269,7 +269,41 @@ AS $$
         ]}'::jsonb
 $$;
 COMMENT ON FUNCTION core.contract__process_payment() IS 'Input contract of app.process_payment.';
+
 SELECT core.compile_contract('process_payment');
+
+-- The order cap follows from the largest payment (above): every order can be paid in full.
+CREATE FUNCTION core.max_order_total()
+    RETURNS numeric
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    -- Read from the payment contract, so the two cannot drift apart. Immutable and without
+    -- arguments, so the planner evaluates it once per plan, not per call.
+    SELECT (f.field ->> 'max')::numeric(12, 2)
+      FROM pg_catalog.jsonb_array_elements(core.contract__process_payment() -> 'fields') AS f (field)
+     WHERE f.field ->> 'name' = 'amount'
+$$;
+COMMENT ON FUNCTION core.max_order_total() IS
+    'The most an order may total: the largest payment app.process_payment takes, so every order can be paid in full.';
+
+CREATE FUNCTION core.order_total_too_large(p_field text, p_total numeric, p_id uuid DEFAULT NULL,
+                                          p_identifier text DEFAULT NULL, p_version integer DEFAULT NULL)
+    RETURNS app.mutation_result
+    IMMUTABLE
+    LANGUAGE sql
+AS $$
+    SELECT core.result_refused('validation:out_of_range',
+                               pg_catalog.format('An order may total at most %s, the largest payment; this one would total %s.',
+                                                 core.max_order_total(), p_total),
+                               'order',
+                               pg_catalog.jsonb_build_array(core.field_error(p_field, 'out_of_range',
+                                   pg_catalog.format('%s would bring the order total above %s', p_field, core.max_order_total()))),
+                               p_id, p_identifier, p_version)
+$$;
+COMMENT ON FUNCTION core.order_total_too_large(text, numeric, uuid, text, integer) IS
+    'The refusal of an order that would total more than core.max_order_total() (prices and quantities are each in range, their product need not be).';
 
 CREATE FUNCTION app.process_payment(input jsonb)
     RETURNS app.mutation_result
