@@ -393,8 +393,8 @@ class OrmClient:
             lines = [(n, by_sku[sku], q) for n, (sku, q) in enumerate(wanted.items(), start=1)]
             units = sum(q for _, _, q in lines)
             total = sum((p["price"] * q for _, p, q in lines), Decimal(0))
-            if total > MAX_ORDER_TOTAL:  # as core.create_order: every order can be paid in full
-                raise Refused("validation:out_of_range", f"An order may total at most {MAX_ORDER_TOTAL}.")
+            if total > LARGEST_PAYMENT:  # as core.create_order: every order can be paid in full
+                raise Refused("validation:out_of_range", f"An order may total at most {LARGEST_PAYMENT}.")
             identifier = self._next_identifier("order", "ORD-")
             order = self._one(
                 "INSERT INTO orders.tb_order AS o (tenant_id, identifier, fk_customer, item_count, total_amount, notes, idempotency_key)"
@@ -480,7 +480,9 @@ class OrmClient:
                 "object_data": document, "extra_metadata": {"refundAmount": _num(refund)}}
 
 
-MAX_ORDER_TOTAL = Decimal("1000000000.00")  # core.max_order_total(), the largest payment
+# The largest payment (process_payment's contract), and so the most an order may total
+# (core.max_order_total()).
+LARGEST_PAYMENT = Decimal("1000000000.00")
 
 # The input contracts, as the app functions declare them (app.describe), checked in Python.
 CREATE_ORDER = {"customer": ("reference", True), "items": ("items", True), "idempotency_key": ("key:200", False),
@@ -517,7 +519,7 @@ def _validate(payload: dict, contract: dict) -> None:
         elif kind == "method":
             ok = value in ("card", "bank_transfer", "cash", "wallet")
         elif kind == "amount":
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e9
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= LARGEST_PAYMENT
                   and Decimal(str(value)).as_tuple().exponent >= -2)
         else:  # items
             ok = isinstance(value, list) and 1 <= len(value) <= 100 and all(
