@@ -68,6 +68,10 @@ BREAKAGES = [
                  "app roles use the app schema only", "REVOKE USAGE ON SCHEMA orders FROM strata_app", id="app-role-schema-usage"),
     pytest.param("GRANT USAGE ON SCHEMA orders TO PUBLIC", "strata_readonly on schema orders",
                  "app roles use the app schema only", "REVOKE USAGE ON SCHEMA orders FROM PUBLIC", id="public-schema-usage"),
+    pytest.param("ALTER TABLE orders.tb_order DISABLE TRIGGER audit_ledger", "audit_ledger on orders.tb_order",
+                 "triggers enabled", "ALTER TABLE orders.tb_order ENABLE TRIGGER audit_ledger", id="ledger-capture-disabled"),
+    pytest.param("ALTER TABLE audit.events ENABLE REPLICA TRIGGER guard_append_only", "guard_append_only on audit.events",
+                 "triggers enabled", "ALTER TABLE audit.events ENABLE TRIGGER guard_append_only", id="ledger-guard-replica-only"),
 ]
 
 

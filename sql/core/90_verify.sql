@@ -264,8 +264,27 @@ BEGIN
           FROM audit.tracked_tables() AS t
          WHERE t.derived_columns <> '{}';
     END IF;
+
+    -- Strata's triggers keep the ledger, the version stamps and the projections: one disabled
+    -- by ALTER TABLE … DISABLE TRIGGER (or made replica-only) lets writes skip it silently.
+    RETURN QUERY
+    SELECT 'triggers enabled', pg_catalog.format('%I on %s', t.tgname, t.tgrelid::pg_catalog.regclass),
+           t.tgenabled IN ('O', 'A'),
+           CASE WHEN t.tgenabled IN ('O', 'A') THEN 'ok'
+                ELSE CASE t.tgenabled WHEN 'R' THEN 'it fires only under session_replication_role = replica'
+                                      ELSE 'it is disabled' END
+                     || CASE WHEN p.proname LIKE 'tg\_tracked\_\_%' THEN ', so writes to the table leave no ledger event'
+                             WHEN p.proname = 'tg_ledger__append_only' THEN ', so the ledger can be rewritten'
+                             WHEN p.proname = 'tg_events__seal_on_commit' THEN ', so commits no longer seal the ledger'
+                             ELSE pg_catalog.format(', so writes skip %s', p.oid::pg_catalog.regproc) END END,
+           CASE WHEN t.tgenabled IN ('O', 'A') THEN ''
+                ELSE pg_catalog.format('ALTER TABLE %s ENABLE TRIGGER %I;', t.tgrelid::pg_catalog.regclass, t.tgname) END
+      FROM pg_catalog.pg_trigger AS t
+      JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+     WHERE n.nspname IN ('core', 'audit') AND NOT t.tgisinternal;
 END
 $$;
 COMMENT ON FUNCTION core.verify_schema() IS
-    'Checks the schema rules (RLS enabled, forced and complete; tenant keys and indexes; security_invoker views; pinned search_path; grants; role matrix; ownership; comments; the ledger''s derived columns): one row per object and rule, with the fix when it fails.';
+    'Checks the schema rules (RLS enabled, forced and complete; tenant keys and indexes; security_invoker views; pinned search_path; grants; role matrix; ownership; comments; the ledger''s derived columns; Strata''s triggers enabled): one row per object and rule, with the fix when it fails.';
 GRANT EXECUTE ON FUNCTION core.verify_schema() TO strata_auditor;
