@@ -67,10 +67,9 @@ DECLARE
     v_tenant uuid;
     v_actor  uuid;
 BEGIN
-    -- Clear first, so a refused call never leaves the previous identity in place.
-    PERFORM pg_catalog.set_config('strata.tenant_id', '', set_context.is_local);
-    PERFORM pg_catalog.set_config('strata.actor_id', '', set_context.is_local);
-
+    -- A refused call raises, and PostgreSQL then undoes everything the statement did, settings
+    -- included: the context set before it stays. The caller ends the request on the error (a
+    -- pool resets the connection: RESET strata.tenant_id, strata.actor_id, or DISCARD ALL).
     SELECT o.tenant_id INTO v_tenant
       FROM tenancy.tb_organization AS o
      WHERE o.status = 'active'

@@ -19,12 +19,37 @@ BEGIN
          WHERE u.tenant_id = core.current_tenant_id()
            AND u.id = core.current_actor_id()
            AND u.status = 'active'
+           -- app.set_context admits only active organizations; the plain settings skip it.
+           AND EXISTS (SELECT 1 FROM tenancy.tb_organization AS o
+                        WHERE o.tenant_id = u.tenant_id AND o.status = 'active')
            AND (r.grants_all OR EXISTS (
                     SELECT 1 FROM tenancy.tb_role_permission AS rp
                      WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role AND rp.permission = p_permission)));
 END
 $$;
-COMMENT ON FUNCTION core.has_permission(text) IS 'Whether the actor in context, active in the tenant in context, holds the permission through any role.';
+COMMENT ON FUNCTION core.has_permission(text) IS
+    'Whether the actor in context, an active user of the tenant in context, which is an active organization, holds the permission through any role.';
+
+CREATE FUNCTION core.is_active_actor()
+    RETURNS boolean
+    STABLE
+    LANGUAGE plpgsql
+AS $$
+-- What has_permission requires of the actor before any permission: for what needs none, such
+-- as editing oneself.
+BEGIN
+    RETURN EXISTS (
+        SELECT 1
+          FROM tenancy.tb_user AS u
+          JOIN tenancy.tb_organization AS o ON o.tenant_id = u.tenant_id
+         WHERE u.tenant_id = core.current_tenant_id()
+           AND u.id = core.current_actor_id()
+           AND u.status = 'active'
+           AND o.status = 'active');
+END
+$$;
+COMMENT ON FUNCTION core.is_active_actor() IS
+    'Whether the actor in context is an active user of the tenant in context, and that tenant an active organization.';
 
 CREATE FUNCTION core.forbidden(p_permission text, p_entity text DEFAULT NULL)
     RETURNS app.mutation_result

@@ -200,9 +200,15 @@ BEGIN
     IF v_ref.pk IS NULL THEN
         RETURN core.result_refused('not_found:user', pg_catalog.format('No user %s in this organization.', p_user), 'user');
     END IF;
-    -- People may edit themselves; editing others needs users.update.
-    IF v_ref.id IS DISTINCT FROM core.current_actor_id() AND NOT core.has_permission('users.update') THEN
-        RETURN core.forbidden('users.update', 'user');
+    -- People may edit themselves, while they are active members (the plain context settings
+    -- skip app.set_context's check); editing others needs users.update.
+    IF v_ref.id IS DISTINCT FROM core.current_actor_id() THEN
+        IF NOT core.has_permission('users.update') THEN
+            RETURN core.forbidden('users.update', 'user');
+        END IF;
+    ELSIF NOT core.is_active_actor() THEN
+        RETURN core.result_refused('forbidden:context',
+                                   'The acting user is not an active member of an active organization.', 'user');
     END IF;
     SELECT * INTO v_row FROM tenancy.tb_user AS u
      WHERE u.tenant_id = core.current_tenant_id() AND u.pk_user = v_ref.pk

@@ -1,7 +1,7 @@
 -- Every tenancy app function: success, each NOOP, each refusal and bad input, called as a
 -- login role granted strata_app. Refusals and bad input must write nothing.
 BEGIN;
-SELECT plan(70);
+SELECT plan(77);
 
 DO $$
 DECLARE
@@ -104,6 +104,7 @@ SELECT is((app.deactivate_user('{"user": 42}')).status, 'validation:invalid_type
 SELECT lives_ok($$SELECT app.set_context('mut', 'hal@m.test')$$, 'HR takes the context');
 SELECT is((app.deactivate_user('{"user": "ann@m.test"}')).status, 'conflict:last_admin', 'deactivate_user: never the last admin');
 SELECT throws_ok($$SELECT app.set_context('mut', 'vic@m.test')$$, '28000', NULL, 'a deactivated user can no longer take a context');
+SELECT is((SELECT actor_email FROM app.current_context()), 'hal@m.test', 'a refused set_context leaves the context as it was');
 
 -- grant_role / revoke_role
 SELECT lives_ok($$SELECT app.set_context('mut', 'ann@m.test')$$, 'back to the admin');
@@ -130,5 +131,23 @@ SELECT lives_ok($$SELECT app.set_context('mut', 'ann@m.test')$$, 'back to the ad
 SELECT is((SELECT count(*) FROM jsonb_object_keys((app.update_user('{"user": "ann@m.test"}')).object_data) AS k
             WHERE k IN ('id', 'identifier', 'email', 'name', 'roles', 'createdAt', 'updatedAt'))::int, 7,
           'object_data is the v_users data, camelCase');
+
+-- The plain context settings skip app.set_context's checks, so core makes them: a deactivated
+-- user may not edit even themselves, and nobody acts in a suspended organization.
+SELECT set_config('strata.actor_id', (SELECT id::text FROM app.v_users WHERE email = 'vic@m.test'), true);
+SELECT is((app.update_user('{"user": "vic@m.test", "name": "Vic Again"}')).status, 'forbidden:context',
+          'update_user: a deactivated user cannot edit themselves through the plain settings');
+SELECT is((SELECT name FROM app.v_users WHERE email = 'vic@m.test'), 'Vic', 'update_user: and the name is unchanged');
+RESET ROLE;
+UPDATE tenancy.tb_organization SET status = 'suspended' WHERE slug = 'mut';
+SET LOCAL ROLE strata_test_app;
+SELECT set_config('strata.actor_id', (SELECT id::text FROM app.v_users WHERE email = 'ann@m.test'), true);
+SELECT is((app.create_user('{"email": "z@m.test", "name": "Z"}')).status, 'forbidden:users.create',
+          'create_user: the admin of a suspended organization is refused through the plain settings');
+SELECT is((app.update_user('{"user": "ann@m.test", "name": "Ann Again"}')).status, 'forbidden:context',
+          'update_user: and may not edit themselves');
+SELECT ok(pg_temp.unchanged() AND (SELECT name FROM app.v_users WHERE email = 'ann@m.test') = 'Ann Admin',
+          'suspended: the refusals wrote nothing');
+SELECT throws_ok($$SELECT app.set_context('mut', 'ann@m.test')$$, '28000', NULL, 'and set_context refuses the suspended organization');
 SELECT * FROM finish();
 ROLLBACK;

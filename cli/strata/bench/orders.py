@@ -156,6 +156,7 @@ SELECT EXISTS (
       JOIN tenancy.tb_user_role AS ur ON ur.tenant_id = u.tenant_id AND ur.fk_user = u.pk_user
       JOIN tenancy.tb_role AS r ON r.tenant_id = ur.tenant_id AND r.pk_role = ur.fk_role
      WHERE u.tenant_id = %(tenant)s AND u.id = %(actor)s AND u.status = 'active'
+       AND EXISTS (SELECT 1 FROM tenancy.tb_organization AS o WHERE o.tenant_id = u.tenant_id AND o.status = 'active')
        AND (r.grants_all OR EXISTS (SELECT 1 FROM tenancy.tb_role_permission AS rp
                                      WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role
                                        AND rp.permission = %(permission)s)))
