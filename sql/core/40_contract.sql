@@ -196,6 +196,7 @@ DECLARE
     v_value  jsonb := '{}';
     v_errors jsonb := '[]';
     v_key    text;
+    v_more   bigint;
 BEGIN
     IF p_input IS NULL OR pg_catalog.jsonb_typeof(p_input) <> 'object' THEN
         RETURN pg_catalog.jsonb_build_object('value', NULL, 'errors', pg_catalog.jsonb_build_array(
@@ -230,13 +231,22 @@ BEGIN
             v_value := v_value || pg_catalog.jsonb_build_object(v_name, v_check -> 'value');
         END IF;
     END LOOP;
-    IF (p_input - v_known) = '{}' THEN
+    p_input := p_input - v_known;
+    IF p_input = '{}' THEN
         RETURN pg_catalog.jsonb_build_object('value', v_value, 'errors', v_errors);
     END IF;
-    FOR v_key IN SELECT k FROM pg_catalog.jsonb_object_keys(p_input - v_known) AS k ORDER BY k LOOP
+    -- The first 20 unknown keys by name, then one error counting the rest: 1 MiB holds about
+    -- 100,000 keys, and an error each would cost the server time and the client a huge answer.
+    FOR v_key IN SELECT k FROM pg_catalog.jsonb_object_keys(p_input) AS k ORDER BY k LIMIT 20 LOOP
         v_errors := v_errors || pg_catalog.jsonb_build_array(core.field_error(p_prefix || v_key, 'unknown_field',
                         pg_catalog.format('%s is not a field of this input', p_prefix || pg_catalog.left(v_key, 100))));
     END LOOP;
+    v_more := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(p_input)) - 20;
+    IF v_more > 0 THEN
+        v_path := coalesce(NULLIF(pg_catalog.rtrim(p_prefix, '.'), ''), 'input');
+        v_errors := v_errors || pg_catalog.jsonb_build_array(core.field_error(v_path, 'unknown_field',
+                        pg_catalog.format('%s has %s more keys that are not fields of this input', v_path, v_more)));
+    END IF;
     RETURN pg_catalog.jsonb_build_object('value', v_value, 'errors', v_errors);
 END
 $$;

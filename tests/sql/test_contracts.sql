@@ -1,6 +1,6 @@
 -- Input contracts: app.describe returns exactly what the validator enforces.
 BEGIN;
-SELECT plan(17);
+SELECT plan(19);
 
 SELECT is(app.describe('create_user') ->> 'function', 'app.create_user', 'describe names the function');
 SELECT is(app.describe('app.create_user'), app.describe('create_user'), 'describe accepts the qualified name');
@@ -37,6 +37,18 @@ SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "m
 SELECT is(core.validate_input('{"fields": [{"name": "a", "type": "integer", "required": true}]}', '{"zeta": 1, "beta": 2, "a": "x"}') -> 'errors',
           '[{"code": "invalid_type", "field": "a", "message": "a must be a number"}, {"code": "unknown_field", "field": "beta", "message": "beta is not a field of this input"}, {"code": "unknown_field", "field": "zeta", "message": "zeta is not a field of this input"}]'::jsonb,
           'field errors in contract order, then every unknown key in name order');
+SELECT is((SELECT array[jsonb_array_length(v -> 'errors')::text, v #>> '{errors,0,field}', v #>> '{errors,19,field}',
+                        v #>> '{errors,20,field}', v #>> '{errors,20,message}']
+             FROM core.validate_input('{"fields": [{"name": "a", "type": "integer"}]}',
+                                      (SELECT jsonb_object_agg(format('k%s', lpad(i::text, 5, '0')), i) FROM generate_series(1, 50000) AS i)) AS v),
+          '{21,k00001,k00020,input,"input has 49980 more keys that are not fields of this input"}'::text[],
+          'the first 20 unknown keys by name, then one error counting the rest (50,000 keys answer at once)');
+SELECT is((SELECT array[jsonb_array_length(v -> 'errors')::text, v #>> '{errors,20,message}']
+             FROM core.validate_input('{"fields": [{"name": "items", "type": "array", "items": {"type": "object", "fields": [{"name": "q", "type": "integer"}]}}]}',
+                                      jsonb_build_object('items', jsonb_build_array(
+                                          (SELECT jsonb_object_agg(format('x%s', i), i) FROM generate_series(1, 30) AS i)))) AS v),
+          '{21,"items[0] has 10 more keys that are not fields of this input"}'::text[],
+          'in a nested object the count names the object''s path');
 SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "items": {"type": "integer"}}]}', '{"items": []}'),
           '{"value": {"items": []}, "errors": []}'::jsonb, 'an empty array is valid when no minimum is set');
 SELECT is(core.validate_input('{"fields": [{"name": "items", "type": "array", "items": {"type": "integer", "max": 5}}]}', '{"items": [1, 9, 2, 7]}') -> 'errors',
