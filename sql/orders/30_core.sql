@@ -198,17 +198,30 @@ BEGIN
         RETURN core.not_found('product', p_product);
     END IF;
     v_before := (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_ref.id);
+    -- Stock is an integer: a restock past its largest value is refused by name, not by overflow.
     UPDATE orders.tb_product AS p
        SET stock_on_hand = p.stock_on_hand + p_quantity
      WHERE p.tenant_id = core.current_tenant_id() AND p.pk_product = v_ref.pk
+       AND p.stock_on_hand <= 2147483647 - p_quantity
     RETURNING p.* INTO v_row;
+    IF v_row.pk_product IS NULL THEN
+        RETURN core.result_refused('validation:out_of_range',
+                                   pg_catalog.format('%s has %s on hand; %s more would pass the most a product can hold, 2147483647.',
+                                                     v_ref.identifier, v_before ->> 'onHand', p_quantity),
+                                   'product',
+                                   pg_catalog.jsonb_build_array(core.field_error('quantity', 'out_of_range',
+                                       pg_catalog.format('quantity must be at most %s for %s', 2147483647 - (v_before ->> 'onHand')::bigint,
+                                                         v_ref.identifier))),
+                                   v_ref.id, v_ref.identifier, (v_before ->> 'version')::integer);
+    END IF;
     v_after := (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_ref.id);
     RETURN core.result_success('updated', 'product', v_row.id, v_row.identifier, v_row.version, v_after,
                                core.changed_fields(v_before - 'version', v_after - 'version'),
                                pg_catalog.format('Restocked %s by %s; %s available.', v_row.sku, p_quantity, v_after ->> 'available'));
 END
 $$;
-COMMENT ON FUNCTION core.restock_product(text, integer) IS 'Adds stock on hand to a product; needs products.manage.';
+COMMENT ON FUNCTION core.restock_product(text, integer) IS
+    'Adds stock on hand to a product (validation:out_of_range past the largest integer); needs products.manage.';
 
 CREATE FUNCTION core.reserve_stock(p_lines jsonb, OUT shortfalls jsonb, OUT units integer, OUT total numeric)
     VOLATILE

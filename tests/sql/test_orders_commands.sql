@@ -1,7 +1,7 @@
 -- Every orders app function: success, each NOOP, each refusal and bad input, as a login role
 -- granted strata_app. Refusals leave stock, orders and payments as they were.
 BEGIN;
-SELECT plan(152);
+SELECT plan(155);
 
 DO $$
 BEGIN
@@ -296,5 +296,16 @@ SELECT results_eq($$SELECT a.status, a.errors #>> '{0,field}'
                                                                         'version', o.version)) AS a$$,
                   $$VALUES ('validation:out_of_range', 'quantity')$$, 'add_order_item: a total above 1000000000.00 is refused, naming the quantity');
 SELECT is(pg_temp.stock('YACHT'), '20/2/18', 'the refused order and line reserved nothing');
+
+-- Stock is an integer: a restock past its largest value is refused on the quantity.
+SELECT is((app.create_product('{"sku": "SILO", "name": "Silo", "price": 1, "stock": 1000}')).status, 'created', 'a product for the stock limit');
+RESET ROLE;
+UPDATE orders.tb_product SET stock_on_hand = 2147483000 WHERE tenant_id = core.current_tenant_id() AND sku = 'SILO';
+SET LOCAL ROLE strata_test_app;
+SELECT results_eq($$SELECT status, errors #>> '{0,field}', errors #>> '{0,message}'
+                     FROM app.restock_product('{"product": "SILO", "quantity": 1000}')$$,
+                  $$VALUES ('validation:out_of_range', 'quantity', 'quantity must be at most 647 for SILO')$$,
+                  'restock_product: past the largest stock is out_of_range on the quantity, with the room left');
+SELECT is(pg_temp.stock('SILO'), '2147483000/0/2147483000', 'restock_product: and the refusal changed nothing');
 SELECT * FROM finish();
 ROLLBACK;
