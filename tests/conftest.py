@@ -94,6 +94,9 @@ def _ensure_login_roles(admin_url: str) -> None:
             if not exists:
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
                     sql.Identifier(login), sql.Literal(TEST_PASSWORD)))
+            else:  # `strata test` run first makes these roles without a password (nobody logs in as them)
+                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(login), sql.Literal(TEST_PASSWORD)))
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(granted), sql.Identifier(login)))
         conn.execute("SELECT pg_advisory_unlock(7350)")
 
