@@ -185,6 +185,7 @@ CREATE FUNCTION core.restock_product(p_product text, p_quantity integer)
     LANGUAGE plpgsql
 AS $$
 DECLARE
+    c_most   constant integer := 2147483647;  -- stock is an integer column
     v_ref    record;
     v_before jsonb;
     v_after  jsonb;
@@ -198,19 +199,19 @@ BEGIN
         RETURN core.not_found('product', p_product);
     END IF;
     v_before := (SELECT v.data FROM app.v_product_inventory AS v WHERE v.id = v_ref.id);
-    -- Stock is an integer: a restock past its largest value is refused by name, not by overflow.
+    -- A restock past the most stock a product can hold is refused by name, not by overflow.
     UPDATE orders.tb_product AS p
        SET stock_on_hand = p.stock_on_hand + p_quantity
      WHERE p.tenant_id = core.current_tenant_id() AND p.pk_product = v_ref.pk
-       AND p.stock_on_hand <= 2147483647 - p_quantity
+       AND p.stock_on_hand <= c_most - p_quantity
     RETURNING p.* INTO v_row;
     IF v_row.pk_product IS NULL THEN
         RETURN core.result_refused('validation:out_of_range',
-                                   pg_catalog.format('%s has %s on hand; %s more would pass the most a product can hold, 2147483647.',
-                                                     v_ref.identifier, v_before ->> 'onHand', p_quantity),
+                                   pg_catalog.format('%s has %s on hand; %s more would pass the most a product can hold, %s.',
+                                                     v_ref.identifier, v_before ->> 'onHand', p_quantity, c_most),
                                    'product',
                                    pg_catalog.jsonb_build_array(core.field_error('quantity', 'out_of_range',
-                                       pg_catalog.format('quantity must be at most %s for %s', 2147483647 - (v_before ->> 'onHand')::bigint,
+                                       pg_catalog.format('quantity must be at most %s for %s', c_most - (v_before ->> 'onHand')::bigint,
                                                          v_ref.identifier))),
                                    v_ref.id, v_ref.identifier, (v_before ->> 'version')::integer);
     END IF;
