@@ -195,6 +195,7 @@ DECLARE
     v_ref     record := core.resolve_user(p_user);
     v_row     tenancy.tb_user;
     v_prefs   jsonb;
+    v_limit   integer;
     v_changed text[] := '{}';
 BEGIN
     IF v_ref.pk IS NULL THEN
@@ -224,6 +225,22 @@ BEGIN
         v_prefs := (v_prefs || p_preferences)
                    - coalesce((SELECT pg_catalog.array_agg(e.key) FROM pg_catalog.jsonb_each(p_preferences) AS e
                                 WHERE e.value = 'null'::jsonb), '{}');
+        -- Each input is capped by the contract; the merged whole is held to the same cap, or
+        -- repeated merges would grow it without end (a merge that shrinks is always let through).
+        v_limit := (SELECT (f.field ->> 'max_bytes')::integer
+                      FROM pg_catalog.jsonb_array_elements(core.contract__update_user() -> 'fields') AS f (field)
+                     WHERE f.field ->> 'name' = 'preferences');
+        IF pg_catalog.octet_length(v_prefs::text) > v_limit
+           AND pg_catalog.octet_length(v_prefs::text) > pg_catalog.octet_length(v_row.preferences::text) THEN
+            RETURN core.result_refused('validation:too_long',
+                                       pg_catalog.format('The merged preferences would take %s bytes; at most %s are kept.',
+                                                         pg_catalog.octet_length(v_prefs::text), v_limit),
+                                       'user',
+                                       pg_catalog.jsonb_build_array(core.field_error('preferences', 'too_long',
+                                           pg_catalog.format('preferences merged with those stored must be at most %s bytes; '
+                                                             'remove keys by setting them to null', v_limit))),
+                                       v_row.id, v_row.identifier, v_row.version);
+        END IF;
     END IF;
     IF p_name IS NOT NULL AND p_name <> v_row.name THEN v_changed := v_changed || 'name'::text; END IF;
     IF p_email IS NOT NULL AND p_email <> v_row.email THEN v_changed := v_changed || 'email'::text; END IF;
@@ -247,7 +264,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION core.update_user(text, text, text, jsonb, integer) IS
-    'Changes a user''s name, email or preferences (merged); optimistic lock on version; noop:no_changes when nothing differs.';
+    'Changes a user''s name, email or preferences (merged, at most as large as one input may be); optimistic lock on version; noop:no_changes when nothing differs.';
 
 CREATE FUNCTION core.admin_count_after(p_without_user bigint)
     RETURNS integer

@@ -1,7 +1,7 @@
 -- Every tenancy app function: success, each NOOP, each refusal and bad input, called as a
 -- login role granted strata_app. Refusals and bad input must write nothing.
 BEGIN;
-SELECT plan(77);
+SELECT plan(79);
 
 DO $$
 DECLARE
@@ -82,6 +82,12 @@ SELECT is((app.update_user('{"user": "bea@m.test", "preferences": {"theme": "dar
           '{preferences}'::text[], 'update_user: preferences merged');
 SELECT is((app.update_user('{"user": "bea@m.test", "preferences": {"theme": null}}')).object_data -> 'preferences',
           '{"tz": "UTC"}'::jsonb, 'update_user: a preference set to null is removed');
+SELECT is((app.update_user(jsonb_build_object('user', 'bea@m.test', 'preferences', jsonb_build_object('a', repeat('x', 10000))))).status,
+          'updated', 'update_user: 10 kB of preferences');
+SELECT results_eq($$SELECT status, errors #>> '{0,field}', (SELECT octet_length((data -> 'preferences')::text) FROM app.v_users WHERE email = 'bea@m.test') < 16384
+                     FROM app.update_user(jsonb_build_object('user', 'bea@m.test', 'preferences', jsonb_build_object('b', repeat('y', 10000))))$$,
+                  $$VALUES ('validation:too_long', 'preferences', true)$$,
+                  'update_user: preferences merged past 16 kB are refused, and stay as they were');
 SELECT is((app.update_user('{"name": "X"}')).status, 'validation:required', 'update_user: missing user');
 SELECT is((app.update_user('{"user": "bea@m.test", "version": "2"}')).status, 'validation:invalid_type', 'update_user: version must be a number');
 SELECT is((app.update_user('{"user": "bea@m.test", "version": 0}')).status, 'validation:out_of_range', 'update_user: version must be positive');
