@@ -284,6 +284,17 @@ CREATE TYPE core.prepared_input AS (
 );
 COMMENT ON TYPE core.prepared_input IS 'An app mutation''s checked input: the sanitized value, or the refusal to return instead.';
 
+CREATE FUNCTION core.contract_field(p_contract jsonb, p_name text)
+    RETURNS jsonb
+    IMMUTABLE
+    PARALLEL SAFE
+    LANGUAGE sql
+AS $$
+    -- For a rule that must agree with a contract's limit, so the limit is written once.
+    SELECT f.field FROM pg_catalog.jsonb_array_elements(p_contract -> 'fields') AS f (field) WHERE f.field ->> 'name' = p_name
+$$;
+COMMENT ON FUNCTION core.contract_field(jsonb, text) IS 'One field of an input contract by name (NULL when it has none).';
+
 CREATE FUNCTION core.prepare_input(p_contract jsonb, p_input jsonb, p_entity text)
     RETURNS core.prepared_input
     STABLE

@@ -281,9 +281,7 @@ CREATE FUNCTION core.max_order_total()
 AS $$
     -- Read from the payment contract, so the two cannot drift apart. Immutable and without
     -- arguments, so the planner evaluates it once per plan, not per call.
-    SELECT (f.field ->> 'max')::numeric(12, 2)
-      FROM pg_catalog.jsonb_array_elements(core.contract__process_payment() -> 'fields') AS f (field)
-     WHERE f.field ->> 'name' = 'amount'
+    SELECT (core.contract_field(core.contract__process_payment(), 'amount') ->> 'max')::numeric(12, 2)
 $$;
 COMMENT ON FUNCTION core.max_order_total() IS
     'The most an order may total: the largest payment app.process_payment takes, so every order can be paid in full.';

@@ -227,9 +227,7 @@ BEGIN
                                 WHERE e.value = 'null'::jsonb), '{}');
         -- Each input is capped by the contract; the merged whole is held to the same cap, or
         -- repeated merges would grow it without end (a merge that shrinks is always let through).
-        v_limit := (SELECT (f.field ->> 'max_bytes')::integer
-                      FROM pg_catalog.jsonb_array_elements(core.contract__update_user() -> 'fields') AS f (field)
-                     WHERE f.field ->> 'name' = 'preferences');
+        v_limit := (core.contract_field(core.contract__update_user(), 'preferences') ->> 'max_bytes')::integer;
         IF pg_catalog.octet_length(v_prefs::text) > v_limit
            AND pg_catalog.octet_length(v_prefs::text) > pg_catalog.octet_length(v_row.preferences::text) THEN
             RETURN core.result_refused('validation:too_long',
