@@ -224,42 +224,46 @@ $$;
 COMMENT ON FUNCTION core.restock_product(text, integer) IS
     'Adds stock on hand to a product (validation:out_of_range past the largest integer); needs products.manage.';
 
-CREATE FUNCTION core.reserve_stock(p_lines jsonb, OUT shortfalls jsonb, OUT units integer, OUT total numeric)
+CREATE FUNCTION core.reserve_stock(p_products bigint[], p_quantities integer[], p_fields text[],
+                                   OUT shortfalls jsonb, OUT units integer, OUT total numeric)
     VOLATILE
     LANGUAGE plpgsql
 AS $$
--- p_lines: [{"pk": product pk, "quantity": n, "field": input path}], one entry per product.
--- Locks the products in pk order (no deadlock between concurrent orders), then either
--- reserves every line and returns no shortfalls ('[]') with the lines' units and total at the
--- locked prices, or reserves nothing and returns the shortfalls. Locking, checking and totalling
--- are one statement: the locked rows are read as they are once locked.
+-- The lines: one product pk, quantity and input path each, one line per product. Locks the
+-- products in pk order (no deadlock between concurrent orders), then either reserves every
+-- line and returns no shortfalls ('[]') with the lines' units and total at the locked prices,
+-- or reserves nothing and returns the shortfalls. Locking, checking and totalling are one
+-- statement: the locked rows are read as they are once locked.
+-- The products are found by pk_product = ANY (p_products): a cached generic plan cannot know
+-- how many lines come, and a join with the unnested lines alone was planned as a hash of every
+-- product of the tenant, scanned whole for each order.
 DECLARE
     v_tenant uuid := core.current_tenant_id();
 BEGIN
-    SELECT coalesce(pg_catalog.jsonb_agg(core.field_error(l ->> 'field', 'insufficient_stock',
-               pg_catalog.format('%s has %s available, %s requested', p.sku, p.stock_on_hand - p.stock_reserved, l ->> 'quantity'))
-               ORDER BY l ->> 'field') FILTER (WHERE p.stock_on_hand - p.stock_reserved < (l ->> 'quantity')::integer), '[]'),
-           pg_catalog.sum((l ->> 'quantity')::integer)::integer,
-           pg_catalog.sum(p.price * (l ->> 'quantity')::integer)
+    SELECT coalesce(pg_catalog.jsonb_agg(core.field_error(l.field, 'insufficient_stock',
+               pg_catalog.format('%s has %s available, %s requested', p.sku, p.stock_on_hand - p.stock_reserved, l.quantity))
+               ORDER BY l.field) FILTER (WHERE p.stock_on_hand - p.stock_reserved < l.quantity), '[]'),
+           pg_catalog.sum(l.quantity)::integer,
+           pg_catalog.sum(p.price * l.quantity)
       INTO shortfalls, units, total
-      FROM pg_catalog.jsonb_array_elements(p_lines) AS l
+      FROM ROWS FROM (pg_catalog.unnest(p_products), pg_catalog.unnest(p_quantities), pg_catalog.unnest(p_fields))
+           AS l (pk, quantity, field)
       JOIN (SELECT lp.pk_product, lp.sku, lp.price, lp.stock_on_hand, lp.stock_reserved
               FROM orders.tb_product AS lp
-             WHERE lp.tenant_id = v_tenant
-               AND lp.pk_product IN (SELECT (pl ->> 'pk')::bigint FROM pg_catalog.jsonb_array_elements(p_lines) AS pl)
+             WHERE lp.tenant_id = v_tenant AND lp.pk_product = ANY (p_products)
              ORDER BY lp.pk_product
-               FOR UPDATE) AS p ON p.pk_product = (l ->> 'pk')::bigint;
+               FOR UPDATE) AS p ON p.pk_product = l.pk;
     IF shortfalls <> '[]' THEN
         RETURN;
     END IF;
     UPDATE orders.tb_product AS p
-       SET stock_reserved = p.stock_reserved + (l ->> 'quantity')::integer
-      FROM pg_catalog.jsonb_array_elements(p_lines) AS l
-     WHERE p.tenant_id = v_tenant AND p.pk_product = (l ->> 'pk')::bigint;
+       SET stock_reserved = p.stock_reserved + l.quantity
+      FROM ROWS FROM (pg_catalog.unnest(p_products), pg_catalog.unnest(p_quantities)) AS l (pk, quantity)
+     WHERE p.tenant_id = v_tenant AND p.pk_product = ANY (p_products) AND p.pk_product = l.pk;
 END
 $$;
-COMMENT ON FUNCTION core.reserve_stock(jsonb) IS
-    'Reserves stock for order lines atomically: all or nothing, products locked in pk order; returns the shortfalls, if any, and the lines'' units and total.';
+COMMENT ON FUNCTION core.reserve_stock(bigint[], integer[], text[]) IS
+    'Reserves stock for order lines (product pks, quantities, input paths) atomically: all or nothing, products locked in pk order; returns the shortfalls, if any, and the lines'' units and total.';
 
 CREATE FUNCTION core.create_order(
     p_customer text,
@@ -277,7 +281,11 @@ DECLARE
     v_customer record;
     v_item     jsonb;
     v_ref      record;
-    v_lines    jsonb := '[]';
+    v_line     integer;
+    -- The order's lines, one per product, in the order first named.
+    v_products   bigint[] := '{}';
+    v_quantities integer[] := '{}';
+    v_fields     text[] := '{}';
     v_missing  jsonb := '[]';
     v_reserved record;
     v_order    record;
@@ -306,15 +314,15 @@ BEGIN
             v_missing := v_missing || pg_catalog.jsonb_build_array(core.field_error(
                 pg_catalog.format('items[%s].product', v_index), 'not_found',
                 pg_catalog.format('No product %s in this organization.', v_item ->> 'product')));
-        ELSIF v_lines @> pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('pk', v_ref.pk)) THEN
-            SELECT pg_catalog.jsonb_agg(CASE WHEN (l ->> 'pk')::bigint = v_ref.pk
-                       THEN pg_catalog.jsonb_set(l, '{quantity}', pg_catalog.to_jsonb((l ->> 'quantity')::integer + (v_item ->> 'quantity')::integer))
-                       ELSE l END ORDER BY o)
-              INTO v_lines FROM pg_catalog.jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, o);
         ELSE
-            v_lines := v_lines || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                'pk', v_ref.pk, 'quantity', (v_item ->> 'quantity')::integer,
-                'field', pg_catalog.format('items[%s].quantity', v_index)));
+            v_line := pg_catalog.array_position(v_products, v_ref.pk);
+            IF v_line IS NULL THEN
+                v_products := v_products || v_ref.pk;
+                v_quantities := v_quantities || (v_item ->> 'quantity')::integer;
+                v_fields := v_fields || pg_catalog.format('items[%s].quantity', v_index);
+            ELSE
+                v_quantities[v_line] := v_quantities[v_line] + (v_item ->> 'quantity')::integer;
+            END IF;
         END IF;
     END LOOP;
     IF v_missing <> '[]' THEN
@@ -322,7 +330,7 @@ BEGIN
     END IF;
 
     BEGIN
-        v_reserved := core.reserve_stock(v_lines);
+        v_reserved := core.reserve_stock(v_products, v_quantities, v_fields);
         IF v_reserved.shortfalls <> '[]' THEN
             RETURN core.result_refused('conflict:insufficient_stock', v_reserved.shortfalls -> 0 ->> 'message', 'order',
                                        v_reserved.shortfalls);
@@ -337,9 +345,10 @@ BEGIN
         RETURNING pk_order, id, identifier INTO v_order;
         INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
         SELECT v_tenant, v_order.identifier || '-' || x.o, v_order.pk_order, p.pk_product, x.o,
-               (x.l ->> 'quantity')::integer, p.price, p.price * (x.l ->> 'quantity')::integer
-          FROM pg_catalog.jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, o)
-          JOIN orders.tb_product AS p ON p.tenant_id = v_tenant AND p.pk_product = (x.l ->> 'pk')::bigint;
+               x.quantity, p.price, p.price * x.quantity
+          FROM ROWS FROM (pg_catalog.unnest(v_products), pg_catalog.unnest(v_quantities)) WITH ORDINALITY AS x (pk, quantity, o)
+          JOIN orders.tb_product AS p
+            ON p.tenant_id = v_tenant AND p.pk_product = ANY (v_products) AND p.pk_product = x.pk;
     EXCEPTION WHEN numeric_value_out_of_range THEN
         RETURN core.order_total_too_large('items', v_reserved.total);
     WHEN unique_violation THEN
@@ -495,8 +504,7 @@ BEGIN
     IF v_total > core.max_order_total() THEN
         RETURN core.order_total_too_large('quantity', v_total, v_order.id, v_order.identifier, v_order.version);
     END IF;
-    v_short := (core.reserve_stock(pg_catalog.jsonb_build_array(
-        pg_catalog.jsonb_build_object('pk', v_product.pk, 'quantity', p_quantity, 'field', 'quantity')))).shortfalls;
+    v_short := (core.reserve_stock(ARRAY[v_product.pk], ARRAY[p_quantity], ARRAY['quantity'])).shortfalls;
     IF v_short <> '[]' THEN
         RETURN core.result_refused('conflict:insufficient_stock', v_short -> 0 ->> 'message', 'order', v_short,
                                    v_order.id, v_order.identifier, v_order.version);
