@@ -126,6 +126,47 @@ def test_an_order_document_finds_its_products_by_key_in_a_large_catalog(database
             assert products and all(reads_one_product_by_key(n) for n in products), (mode, plan)
 
 
+def test_an_order_reads_only_the_products_it_orders(databases):
+    # create_order locks, checks and reserves its products from inside PL/pgSQL, on plans the
+    # session caches. Joined with the order's lines unnested from JSON, which the planner takes
+    # for a hundred rows, those plans hashed every product of the tenant, read whole, on each
+    # order. Every statement of an order, as auto_explain shows it from inside the functions,
+    # must read each ordered product by its key, once the plans are the session's generic ones.
+    url = databases.create("order_products")
+    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+    with psycopg.connect(url, autocommit=True) as conn:  # LOAD needs a superuser
+        plans = []
+        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary))
+        conn.execute("SET ROLE strata_app")
+        conn.execute("SELECT app.set_context('demo-1', 'admin@demo-1.example', false)")
+        created = conn.execute(
+            "SELECT count(*) FROM generate_series(1, 300) AS g, app.create_product(jsonb_build_object("
+            " 'sku', 'NEW-' || lpad(g::text, 5, '0'), 'name', 'New ' || g, 'price', 10, 'stock', 50)) AS r"
+            " WHERE r.status = 'created'").fetchone()[0]
+        assert created == 300, "a catalog large enough for reading all of it to show"
+        conn.execute("RESET ROLE")
+        conn.execute("ANALYZE orders.tb_product")
+        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                        "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
+                        "SET auto_explain.log_format = json", "SET auto_explain.log_level = notice",
+                        "SET ROLE strata_app"):
+            conn.execute(setting)
+        conn.execute("SELECT app.set_context('demo-1', 'admin@demo-1.example', false)")
+        skus = ["NEW-00007", "NEW-00150", "NEW-00293"]
+        for attempt in range(8):  # PL/pgSQL plans turn generic after five custom ones
+            plans.clear()
+            status, message = conn.execute("SELECT status, message FROM app.create_order(%s)", (json.dumps(
+                {"customer": "CUS-000001", "items": [{"product": sku, "quantity": 1} for sku in skus]}),)).fetchone()
+            assert status == "created", message
+        statements = [json.loads(p.split("plan:", 1)[1]) for p in plans if "plan:" in p]
+        product_scans = [scan for s in statements for scan in scans_of(s["Plan"], "tb_product") if "Scan" in scan["Node Type"]]
+        assert product_scans, plans
+        for scan in product_scans:
+            assert scan["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"), scan
+            assert scan["Actual Rows"] <= len(skus), scan
+
+
 def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(databases):
     # A bulk seed turns the open-order triggers off and recounts after each batch, planned on
     # whatever statistics the fresh tables have. As a join, the recount once became a nested
