@@ -17,9 +17,8 @@
    the lines' trigger finds the order closed, so the count stays high; closing it and adding a
    line takes one too many off (or fails the CHECK at zero). */
 
--- PL/pgSQL, not SQL, for these two helpers: the triggers call them on every order write, and
--- a SQL function called from PL/pgSQL is planned on each call (about 100 µs here) while
--- PL/pgSQL keeps its plans for the session.
+-- PL/pgSQL, not SQL, for this helper: a SQL function called from PL/pgSQL is planned on each
+-- call (about 100 µs here) while PL/pgSQL keeps its plans for the session.
 CREATE FUNCTION core.add_open_orders(p_tenant uuid, p_products bigint[], p_delta integer)
     RETURNS void
     VOLATILE
@@ -43,31 +42,28 @@ $$;
 COMMENT ON FUNCTION core.add_open_orders(uuid, bigint[], integer) IS
     'Adds p_delta (+1 or -1) to the open-order count of each product; a count never goes below zero (CHECK).';
 
-CREATE FUNCTION core.is_open_order(p_tenant uuid, p_order bigint)
-    RETURNS boolean
-    STABLE
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    RETURN EXISTS (SELECT 1 FROM orders.tb_order AS o
-                    WHERE o.tenant_id = p_tenant AND o.pk_order = p_order AND o.status IN ('pending', 'paid'));
-END
-$$;
-COMMENT ON FUNCTION core.is_open_order(uuid, bigint) IS 'Whether the order is open (pending or paid): it holds stock and counts as in orders.';
-
 CREATE FUNCTION core.tg_order_item__count_open_orders()
     RETURNS trigger
     VOLATILE
     LANGUAGE plpgsql
 AS $$
 -- A line that leaves an open order (deleted, or moved to another order or product) and a line
--- that joins one (inserted, or moved) change its product's count.
+-- that joins one (inserted, or moved) change its product's count. Each is one statement that
+-- asks itself whether the order is open: this runs for every line of every new order.
 BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') AND core.is_open_order(OLD.tenant_id, OLD.fk_order) THEN
-        PERFORM core.add_open_orders(OLD.tenant_id, ARRAY[OLD.fk_product], -1);
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE orders.tb_product_open_orders AS p
+           SET open_orders = p.open_orders - 1
+         WHERE p.tenant_id = OLD.tenant_id AND p.fk_product = OLD.fk_product
+           AND EXISTS (SELECT 1 FROM orders.tb_order AS o
+                        WHERE o.tenant_id = OLD.tenant_id AND o.pk_order = OLD.fk_order AND o.status IN ('pending', 'paid'));
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND core.is_open_order(NEW.tenant_id, NEW.fk_order) THEN
-        PERFORM core.add_open_orders(NEW.tenant_id, ARRAY[NEW.fk_product], 1);
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO orders.tb_product_open_orders AS p (tenant_id, fk_product, open_orders)
+        SELECT NEW.tenant_id, NEW.fk_product, 1
+         WHERE EXISTS (SELECT 1 FROM orders.tb_order AS o
+                        WHERE o.tenant_id = NEW.tenant_id AND o.pk_order = NEW.fk_order AND o.status IN ('pending', 'paid'))
+            ON CONFLICT (tenant_id, fk_product) DO UPDATE SET open_orders = p.open_orders + excluded.open_orders;
     END IF;
     RETURN NULL;
 END
