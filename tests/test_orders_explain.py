@@ -47,6 +47,32 @@ def indexes_used(plan: dict, table: str) -> set[str | None]:
     return used
 
 
+def seeded_tenant(databases, name: str) -> str:
+    """A database of its own with one bulk-seeded tenant, demo-1, of 2,000 orders."""
+    url = databases.create(name)
+    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+    return url
+
+
+def log_nested_plans(conn: psycopg.Connection) -> list[str]:
+    """Has auto_explain send the plan of every statement run from here on, those inside
+    functions too, as a JSON notice (with actual rows); returns the list the notices arrive
+    in. LOAD needs a superuser."""
+    notices: list[str] = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                    "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
+                    "SET auto_explain.log_format = json", "SET auto_explain.log_level = notice"):
+        conn.execute(setting)
+    return notices
+
+
+def plans_in(notices: list[str], containing: str = "") -> list[dict]:
+    """The plans of the logged statements whose notice contains `containing`."""
+    return [json.loads(n.split("plan:", 1)[1])["Plan"] for n in notices if "plan:" in n and containing in n]
+
+
 def check_read_model(databases, orders: int) -> None:
     url = databases.create("explain")
     seeded = run_cli("seed", "--tenants", "10", "--orders", str(orders), "--mode", "bulk", "--json", url=url, timeout=900)
@@ -99,9 +125,7 @@ def test_an_order_document_finds_its_products_by_key_in_a_large_catalog(database
     # 2,000 products of which the seeded orders use the first few: the statistics then tell the
     # planner that order lines reference low product keys, and an order for the newest product
     # must still read that one product, not the catalog up to it.
-    url = databases.create("catalog")
-    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
-    assert seeded.returncode == 0, seeded.stderr
+    url = seeded_tenant(databases, "catalog")
     with psycopg.connect(app_url_of(url), autocommit=True) as conn:
         conn.execute("SELECT app.set_context('demo-1', 'admin@demo-1.example', false)")
         created = conn.execute(
@@ -132,12 +156,8 @@ def test_an_order_reads_only_the_products_it_orders(databases):
     # for a hundred rows, those plans hashed every product of the tenant, read whole, on each
     # order. Every statement of an order, as auto_explain shows it from inside the functions,
     # must read each ordered product by its key, once the plans are the session's generic ones.
-    url = databases.create("order_products")
-    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
-    assert seeded.returncode == 0, seeded.stderr
-    with psycopg.connect(url, autocommit=True) as conn:  # LOAD needs a superuser
-        plans = []
-        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary))
+    url = seeded_tenant(databases, "order_products")
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET ROLE strata_app")
         conn.execute("SELECT app.set_context('demo-1', 'admin@demo-1.example', false)")
         created = conn.execute(
@@ -147,21 +167,17 @@ def test_an_order_reads_only_the_products_it_orders(databases):
         assert created == 300, "a catalog large enough for reading all of it to show"
         conn.execute("RESET ROLE")
         conn.execute("ANALYZE orders.tb_product")
-        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                        "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
-                        "SET auto_explain.log_format = json", "SET auto_explain.log_level = notice",
-                        "SET ROLE strata_app"):
-            conn.execute(setting)
-        conn.execute("SELECT app.set_context('demo-1', 'admin@demo-1.example', false)")
+        notices = log_nested_plans(conn)
+        conn.execute("SET ROLE strata_app")
         skus = ["NEW-00007", "NEW-00150", "NEW-00293"]
         for attempt in range(8):  # PL/pgSQL plans turn generic after five custom ones
-            plans.clear()
+            notices.clear()
             status, message = conn.execute("SELECT status, message FROM app.create_order(%s)", (json.dumps(
                 {"customer": "CUS-000001", "items": [{"product": sku, "quantity": 1} for sku in skus]}),)).fetchone()
             assert status == "created", message
-        statements = [json.loads(p.split("plan:", 1)[1]) for p in plans if "plan:" in p]
-        product_scans = [scan for s in statements for scan in scans_of(s["Plan"], "tb_product") if "Scan" in scan["Node Type"]]
-        assert product_scans, plans
+        product_scans = [scan for plan in plans_in(notices) for scan in scans_of(plan, "tb_product")
+                         if "Scan" in scan["Node Type"]]
+        assert product_scans, notices
         for scan in product_scans:
             assert scan["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"), scan
             assert scan["Actual Rows"] <= len(skus), scan
@@ -173,12 +189,8 @@ def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(database
     # loop of every line against every order (over 15 minutes for a 1M-order seed). Its plan,
     # as auto_explain shows it from inside the function, must read each open order's lines by
     # the order's key and read no row of either table twice.
-    url = databases.create("recount")
-    seeded = run_cli("seed", "--tenants", "1", "--orders", "2000", "--mode", "bulk", url=url, timeout=300)
-    assert seeded.returncode == 0, seeded.stderr
+    url = seeded_tenant(databases, "recount")
     with psycopg.connect(url, autocommit=True) as conn:  # LOAD needs a superuser
-        plans = []
-        conn.add_notice_handler(lambda diag: plans.append(diag.message_primary))
         tenant = conn.execute("SELECT id FROM tenancy.tb_organization WHERE identifier = 'demo-1'").fetchone()[0]
         open_orders, open_lines = conn.execute(
             "SELECT count(DISTINCT o.pk_order), count(*) FROM orders.tb_order AS o"
@@ -189,16 +201,13 @@ def test_the_open_order_recount_reads_each_open_orders_lines_by_its_key(database
         conn.execute("DELETE FROM pg_catalog.pg_statistic WHERE starelid IN ('orders.tb_order'::regclass, 'orders.tb_order_item'::regclass)")
         conn.execute("UPDATE pg_catalog.pg_class SET reltuples = 0, relpages = 1"
                      " WHERE oid IN ('orders.tb_order'::regclass, 'orders.tb_order_item'::regclass)")
-        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                        "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_analyze = on",
-                        "SET auto_explain.log_format = json", "SET auto_explain.log_level = notice"):
-            conn.execute(setting)
+        notices = log_nested_plans(conn)
         with conn.transaction():
             conn.execute("SELECT core.use_tenant(%s)", (tenant,))
             conn.execute("SELECT core.recount_open_orders()")
-        recount = [json.loads(p.split("plan:", 1)[1]) for p in plans if "INSERT INTO orders.tb_product_open_orders" in p]
-        assert len(recount) == 1, plans
-        plan = recount[0]["Plan"]
+        recount = plans_in(notices, "INSERT INTO orders.tb_product_open_orders")
+        assert len(recount) == 1, notices
+        plan = recount[0]
         lines = scans_of(plan, "tb_order_item")
 
         def key_condition(scan: dict) -> str:  # a bitmap heap scan's condition is on its index scan
