@@ -17,31 +17,6 @@
    the lines' trigger finds the order closed, so the count stays high; closing it and adding a
    line takes one too many off (or fails the CHECK at zero). */
 
--- PL/pgSQL, not SQL, for this helper: a SQL function called from PL/pgSQL is planned on each
--- call (about 100 µs here) while PL/pgSQL keeps its plans for the session.
-CREATE FUNCTION core.add_open_orders(p_tenant uuid, p_products bigint[], p_delta integer)
-    RETURNS void
-    VOLATILE
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF p_delta < 0 THEN
-        -- Not an upsert: that would check the row it might insert (-1) against the CHECK first.
-        UPDATE orders.tb_product_open_orders AS p
-           SET open_orders = p.open_orders + p_delta
-         WHERE p.tenant_id = p_tenant AND p.fk_product = ANY (p_products);
-    ELSE
-        INSERT INTO orders.tb_product_open_orders AS p (tenant_id, fk_product, open_orders)
-        SELECT p_tenant, u.pk, p_delta
-          FROM pg_catalog.unnest(p_products) AS u (pk)
-         ORDER BY u.pk
-            ON CONFLICT (tenant_id, fk_product) DO UPDATE SET open_orders = p.open_orders + excluded.open_orders;
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION core.add_open_orders(uuid, bigint[], integer) IS
-    'Adds p_delta (+1 or -1) to the open-order count of each product; a count never goes below zero (CHECK).';
-
 CREATE FUNCTION core.tg_order_item__count_open_orders()
     RETURNS trigger
     VOLATILE
@@ -77,15 +52,18 @@ CREATE FUNCTION core.tg_order__count_open_orders()
     LANGUAGE plpgsql
 AS $$
 -- Fires only when the order moves in or out of open (the trigger's WHEN): each of its
--- products gains or loses one open order. Closing is what orders do every day (cancelled,
--- shipped), so it is one UPDATE here rather than a call of add_open_orders with an array
--- gathered by another query: about a third of this trigger's cost on a cancellation.
+-- products gains or loses one open order. Each is one statement over the order's lines: a
+-- cancellation once called a helper with an array gathered by another query, a third of this
+-- trigger's cost. Counts are taken down by UPDATE, not upsert, which would check the row it
+-- might insert (-1) against the CHECK first; a count to take down exists, the order was open.
 BEGIN
     IF NEW.status IN ('pending', 'paid') THEN
-        PERFORM core.add_open_orders(NEW.tenant_id,
-                                     ARRAY(SELECT it.fk_product FROM orders.tb_order_item AS it
-                                            WHERE it.tenant_id = NEW.tenant_id AND it.fk_order = NEW.pk_order),
-                                     1);
+        INSERT INTO orders.tb_product_open_orders AS p (tenant_id, fk_product, open_orders)
+        SELECT NEW.tenant_id, it.fk_product, 1
+          FROM orders.tb_order_item AS it
+         WHERE it.tenant_id = NEW.tenant_id AND it.fk_order = NEW.pk_order
+         ORDER BY it.fk_product
+            ON CONFLICT (tenant_id, fk_product) DO UPDATE SET open_orders = p.open_orders + excluded.open_orders;
     ELSE
         UPDATE orders.tb_product_open_orders AS p
            SET open_orders = p.open_orders - 1

@@ -2,7 +2,7 @@
 -- with a live count of open orders after every kind of write: the app commands as a login
 -- granted strata_app, and the owner's direct writes; core.recount_open_orders() repairs it.
 BEGIN;
-SELECT plan(32);
+SELECT plan(35);
 
 DO $$
 BEGIN
@@ -83,6 +83,12 @@ UPDATE orders.tb_order_item SET fk_product = (SELECT pk_product FROM orders.tb_p
 SELECT is(pg_temp.in_orders(), 'A:0 B:1 C:0', 'a line moved to another product moves its count');
 DELETE FROM orders.tb_order_item WHERE identifier = 'ORD-000003-1';
 SELECT is(pg_temp.in_orders(), 'A:0 B:0 C:0', 'a deleted line of an open order no longer counts');
+-- The owner reopens a cancelled order (A and C) and closes it again.
+UPDATE orders.tb_order SET status = 'pending' WHERE identifier = 'ORD-000002';
+SELECT is(pg_temp.in_orders(), 'A:1 B:0 C:1', 'a reopened order counts its products again');
+SELECT is(pg_temp.in_orders(), pg_temp.counted(), 'and the view agrees with a live count');
+UPDATE orders.tb_order SET status = 'cancelled' WHERE identifier = 'ORD-000002';
+SELECT is(pg_temp.in_orders(), 'A:0 B:0 C:0', 'closed again, it no longer counts');
 
 -- Repair: a count made wrong by hand (as after a bulk load with triggers off) is recounted.
 UPDATE orders.tb_product_open_orders SET open_orders = 7;
