@@ -97,14 +97,16 @@ SELECT o.id,
                     WHERE l.tenant_id = o.tenant_id AND l.fk_order = o.pk_order
                     ORDER BY l.line_number)) AS items,
                pg_catalog.to_jsonb(ARRAY(
-                   SELECT pg_catalog.jsonb_build_object(
-                              'id', pm.id,
-                              'identifier', pm.identifier,
-                              'amount', pm.amount,
-                              'method', pm.method,
-                              'status', pm.status,
-                              'createdAt', pg_catalog.to_char(pm.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+                   SELECT pg_catalog.to_jsonb(pd)
                      FROM orders.tb_payment AS pm
+                     CROSS JOIN LATERAL (
+                           SELECT pm.id,
+                                  pm.identifier,
+                                  pm.amount,
+                                  pm.method,
+                                  pm.status,
+                                  pg_catalog.to_char(pm.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "createdAt"
+                          ) AS pd
                     WHERE pm.tenant_id = o.tenant_id AND pm.fk_order = o.pk_order
                     ORDER BY pm.pk_payment)) AS payments,
                o.item_count AS "itemCount",
