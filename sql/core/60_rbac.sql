@@ -4,27 +4,36 @@
    tenant's roles hold some of them, admin holds all. core functions ask
    core.has_permission() before they change anything and refuse with forbidden:<permission>. */
 
+CREATE VIEW core.v_active_actor
+WITH (security_invoker = true) AS
+SELECT u.tenant_id,
+       u.pk_user
+  FROM tenancy.tb_user AS u
+ WHERE u.tenant_id = core.current_tenant_id()
+   AND u.id = core.current_actor_id()
+   AND u.status = 'active'
+   -- app.set_context admits only active organizations; the plain settings skip it.
+   AND EXISTS (SELECT 1 FROM tenancy.tb_organization AS o
+                WHERE o.tenant_id = u.tenant_id AND o.status = 'active');
+COMMENT ON VIEW core.v_active_actor IS
+    'The actor in context, if an active user of the tenant in context and that tenant an active organization: the standing every action needs (no row: none).';
+
 CREATE FUNCTION core.has_permission(p_permission text)
     RETURNS boolean
     STABLE
     LANGUAGE plpgsql
 AS $$
--- PL/pgSQL so the plan is cached for the session: every mutation asks this once.
+-- PL/pgSQL so the plan is cached for the session: every mutation asks this once. The view is
+-- planned into this query, so the actor's standing costs no call of its own.
 BEGIN
     RETURN EXISTS (
         SELECT 1
-          FROM tenancy.tb_user AS u
-          JOIN tenancy.tb_user_role AS ur ON ur.tenant_id = u.tenant_id AND ur.fk_user = u.pk_user
+          FROM core.v_active_actor AS a
+          JOIN tenancy.tb_user_role AS ur ON ur.tenant_id = a.tenant_id AND ur.fk_user = a.pk_user
           JOIN tenancy.tb_role AS r ON r.tenant_id = ur.tenant_id AND r.pk_role = ur.fk_role
-         WHERE u.tenant_id = core.current_tenant_id()
-           AND u.id = core.current_actor_id()
-           AND u.status = 'active'
-           -- app.set_context admits only active organizations; the plain settings skip it.
-           AND EXISTS (SELECT 1 FROM tenancy.tb_organization AS o
-                        WHERE o.tenant_id = u.tenant_id AND o.status = 'active')
-           AND (r.grants_all OR EXISTS (
-                    SELECT 1 FROM tenancy.tb_role_permission AS rp
-                     WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role AND rp.permission = p_permission)));
+         WHERE r.grants_all OR EXISTS (
+                   SELECT 1 FROM tenancy.tb_role_permission AS rp
+                    WHERE rp.tenant_id = r.tenant_id AND rp.fk_role = r.pk_role AND rp.permission = p_permission));
 END
 $$;
 COMMENT ON FUNCTION core.has_permission(text) IS
@@ -38,14 +47,7 @@ AS $$
 -- What has_permission requires of the actor before any permission: for what needs none, such
 -- as editing oneself.
 BEGIN
-    RETURN EXISTS (
-        SELECT 1
-          FROM tenancy.tb_user AS u
-          JOIN tenancy.tb_organization AS o ON o.tenant_id = u.tenant_id
-         WHERE u.tenant_id = core.current_tenant_id()
-           AND u.id = core.current_actor_id()
-           AND u.status = 'active'
-           AND o.status = 'active');
+    RETURN EXISTS (SELECT 1 FROM core.v_active_actor);
 END
 $$;
 COMMENT ON FUNCTION core.is_active_actor() IS
