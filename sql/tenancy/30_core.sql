@@ -196,6 +196,7 @@ DECLARE
     v_row     tenancy.tb_user;
     v_prefs   jsonb;
     v_limit   integer;
+    v_size    integer;
     v_changed text[] := '{}';
 BEGIN
     IF v_ref.pk IS NULL THEN
@@ -228,11 +229,11 @@ BEGIN
         -- Each input is capped by the contract; the merged whole is held to the same cap, or
         -- repeated merges would grow it without end (a merge that shrinks is always let through).
         v_limit := (core.contract_field(core.contract__update_user(), 'preferences') ->> 'max_bytes')::integer;
-        IF pg_catalog.octet_length(v_prefs::text) > v_limit
-           AND pg_catalog.octet_length(v_prefs::text) > pg_catalog.octet_length(v_row.preferences::text) THEN
+        v_size := pg_catalog.octet_length(v_prefs::text);
+        IF v_size > v_limit AND v_size > pg_catalog.octet_length(v_row.preferences::text) THEN
             RETURN core.result_refused('validation:too_long',
                                        pg_catalog.format('The merged preferences would take %s bytes; at most %s are kept.',
-                                                         pg_catalog.octet_length(v_prefs::text), v_limit),
+                                                         v_size, v_limit),
                                        'user',
                                        pg_catalog.jsonb_build_array(core.field_error('preferences', 'too_long',
                                            pg_catalog.format('preferences merged with those stored must be at most %s bytes; '
