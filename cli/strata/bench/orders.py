@@ -658,6 +658,7 @@ def _measure_writes(bench: Bench, url: str, result: Measurement, fixture: dict, 
         customers, hot = fixture["customers"], fixture["hot"]
         # Counts and seals the ledger's events: as strata_owner, who may run audit.seal().
         with contextlib.closing(_client_connection(bench, bench.url, "strata_owner")) as counter:
+            events = _events(counter)  # counted once after each batch: between two counts only that batch writes events
             # One untimed round of 3 orders first: every client compiles its plans.
             for index, n in enumerate([3] + [writes_per_round] * write_rounds):
                 # The same orders for every client, each with its own idempotency keys.
@@ -679,7 +680,7 @@ def _measure_writes(bench: Bench, url: str, result: Measurement, fixture: dict, 
                          lambda r: {"order": r["identifier"], "reason": "Benchmark refund", "version": r["version"]})):
                     for side, client in _in_turn(clients, index):
                         inputs = made[side] if build is None else [build(r) for r in made[side]]
-                        before_events, before_trips = _events(counter), getattr(client, "round_trips", 0)
+                        before_trips = getattr(client, "round_trips", 0)
                         started = time.perf_counter()
                         results = [getattr(client, method)(payload) for payload in inputs]
                         elapsed = time.perf_counter() - started
@@ -687,9 +688,10 @@ def _measure_writes(bench: Bench, url: str, result: Measurement, fixture: dict, 
                         sealed = counter.execute("SELECT events FROM audit.seal()").fetchone()[0]
                         sealing = time.perf_counter() - sealing
                         made[side] = results
+                        counted = _events(counter)
+                        written, events = counted - events, counted
                         if not timed:
                             continue
-                        written = _events(counter) - before_events
                         if sealed != written:
                             raise RuntimeError(f"{name}: the {side} client's batch wrote {written} ledger events but its seal "
                                                f"held {sealed}; something else wrote or sealed events during the bench")
