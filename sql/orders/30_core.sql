@@ -343,6 +343,7 @@ BEGIN
         VALUES (v_tenant, core.next_identifier('order', 'ORD-'), v_customer.pk, v_reserved.units, v_reserved.total,
                 p_notes, p_idempotency_key)
         RETURNING pk_order, id, identifier INTO v_order;
+        -- pk_product = ANY (v_products) as in reserve_stock: it keeps the cached plan on the key.
         INSERT INTO orders.tb_order_item (tenant_id, identifier, fk_order, fk_product, line_number, quantity, unit_price, line_total)
         SELECT v_tenant, v_order.identifier || '-' || x.o, v_order.pk_order, p.pk_product, x.o,
                x.quantity, p.price, p.price * x.quantity
