@@ -684,9 +684,9 @@ def _measure_writes(bench: Bench, url: str, result: Measurement, fixture: dict, 
                         started = time.perf_counter()
                         results = [getattr(client, method)(payload) for payload in inputs]
                         elapsed = time.perf_counter() - started
-                        sealing = time.perf_counter()
+                        seal_started = time.perf_counter()
                         sealed = counter.execute("SELECT events FROM audit.seal()").fetchone()[0]
-                        sealing = time.perf_counter() - sealing
+                        sealing = time.perf_counter() - seal_started
                         made[side] = results
                         counted = _events(counter)
                         written, events = counted - events, counted
